@@ -1,0 +1,13 @@
+//! The buyer side: wallets (keyring, key file, env, remote-signer), the spending policy, the
+//! payment ledger and the `buy pay` client.
+
+pub mod keystore;
+pub mod ledger;
+pub mod pay;
+pub mod policy;
+pub mod wallet;
+
+pub use keystore::{KeyLocation, Keystore};
+pub use ledger::{Ledger, LedgerEntry, PaymentStatus};
+pub use policy::{Choice, Refusal, SpendingPolicy};
+pub use wallet::{Wallet, WalletError, WalletOrigin, WalletSource};

@@ -1,0 +1,1 @@
+//! Offers: the offer model, the offers file (pricing.yaml) and the route matcher.

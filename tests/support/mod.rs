@@ -1,0 +1,23 @@
+//! Real components for obol's integration tests. Each test file does `mod support;`.
+//!
+//! Everything binds to 127.0.0.1 on free ports, is polled until ready, and is killed and reaped
+//! on drop. Components come from `tests/support/rail/node_modules`, installed by
+//! `scripts/setup-test-env.sh`; a missing one is a panic naming that script, never a skip.
+//!
+//! - [`process`]: `ChildGuard`, `free_port`, `wait_http_ready`, `rail_bin`.
+//! - [`chain`]: `Anvil` (chain 31337), `Token` (our EIP-3009 USDC), the dev accounts.
+//! - [`x402_rail`]: the npm x402 reference `Facilitator` and `ReferenceSeller`, and `Rail`.
+//! - [`payment`]: x402 v2 payments built without obol (cast-signed EIP-3009, base64 headers).
+
+// Not every test file uses every helper.
+#![allow(dead_code, unused_imports)]
+
+pub mod chain;
+pub mod payment;
+pub mod process;
+pub mod x402_rail;
+
+pub use chain::*;
+pub use payment::*;
+pub use process::*;
+pub use x402_rail::*;
