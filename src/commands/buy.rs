@@ -43,7 +43,7 @@ async fn pay_command(args: BuyPayArgs) -> anyhow::Result<()> {
     };
     let choice = policy.choose(&required, &registry).map_err(|r| {
         spinner.finish();
-        Hinted::new(r.message, r.hint)
+        Hinted::error(r.message, r.hint)
     })?;
 
     let wallet = open_wallet(&args.wallet)
@@ -109,7 +109,7 @@ async fn pay_command(args: BuyPayArgs) -> anyhow::Result<()> {
 
 fn pay_error(err: PayError) -> anyhow::Error {
     match err.hint() {
-        Some(hint) => Hinted::new(err.to_string(), hint),
+        Some(hint) => Hinted::error(err.to_string(), hint),
         None => anyhow::Error::new(err),
     }
 }
@@ -146,7 +146,7 @@ fn pay_request(args: &BuyPayArgs) -> anyhow::Result<PayRequest> {
     let url = reqwest::Url::parse(&args.url)
         .with_hint("give a full URL such as https://seller.example/services/demo")?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Hinted::new(
+        return Err(Hinted::error(
             format!("unsupported URL scheme `{}`", url.scheme()),
             "use an http:// or https:// URL",
         ));
@@ -156,7 +156,7 @@ fn pay_request(args: &BuyPayArgs) -> anyhow::Result<PayRequest> {
     let mut headers = Vec::new();
     for raw in &args.headers {
         let (name, value) = raw.split_once(':').ok_or_else(|| {
-            Hinted::new(
+            Hinted::error(
                 format!("header {raw:?} has no ':'"),
                 "write headers as -H 'Name: value'",
             )

@@ -23,7 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// An error message for the user with a hint on what to do about it.
 ///
-/// Attach with `Err(Hinted::new("what failed", "what to do"))?` or `.with_hint(..)`; the hint
+/// Attach with `Err(Hinted::error("what failed", "what to do"))?` or `.with_hint(..)`; the hint
 /// is printed on its own line after the error.
 #[derive(Debug)]
 pub struct Hinted {
@@ -32,7 +32,7 @@ pub struct Hinted {
 }
 
 impl Hinted {
-    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    pub fn error(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(Hinted {
             message: message.into(),
             hint: hint.into(),
@@ -57,7 +57,7 @@ impl<T, E: Into<anyhow::Error>> WithHint<T> for Result<T, E> {
     fn with_hint(self, hint: impl Into<String>) -> anyhow::Result<T> {
         self.map_err(|e| {
             let e: anyhow::Error = e.into();
-            Hinted::new(format!("{e:#}"), hint)
+            Hinted::error(format!("{e:#}"), hint)
         })
     }
 }

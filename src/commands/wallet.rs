@@ -36,7 +36,7 @@ fn wallet_error(err: WalletError) -> anyhow::Error {
         WalletError::Remote { .. } => "check --signer-url (the stack's remote-signer, port 9000)",
         _ => "see `obol wallet --help` for where obol looks for a key",
     };
-    Hinted::new(err.to_string(), hint)
+    Hinted::error(err.to_string(), hint)
 }
 
 async fn import(args: WalletImportArgs) -> anyhow::Result<()> {

@@ -49,6 +49,9 @@ pub enum FacilitatorError {
         /// A settle failure may name the (reverted) transaction.
         transaction: Option<String>,
     },
+    /// The facilitator URL is unusable (not http(s), no host, query or fragment).
+    #[error("invalid facilitator URL {url:?}: {detail}")]
+    InvalidUrl { url: String, detail: String },
     /// The request never reached the facilitator (DNS, refused, TLS, connect timeout).
     #[error("facilitator {url} unreachable: {detail}")]
     Unreachable { url: String, detail: String },
@@ -71,7 +74,7 @@ impl FacilitatorError {
     /// Whether asking again (with the same payment) may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
-            FacilitatorError::InvalidPayment { .. } => false,
+            FacilitatorError::InvalidPayment { .. } | FacilitatorError::InvalidUrl { .. } => false,
             FacilitatorError::Facilitator { status, .. } => {
                 *status >= 500 || *status == 408 || *status == 429
             }
@@ -232,7 +235,7 @@ impl FacilitatorClient {
         base_url: &str,
         config: FacilitatorConfig,
     ) -> Result<Self, FacilitatorError> {
-        let bad = |detail: &str| FacilitatorError::Unreachable {
+        let bad = |detail: &str| FacilitatorError::InvalidUrl {
             url: if base_url.contains('@') {
                 "(redacted)".to_string()
             } else {
@@ -869,7 +872,7 @@ mod tests {
             assert!(
                 matches!(
                     FacilitatorClient::new(bad, cfg()),
-                    Err(FacilitatorError::Unreachable { .. })
+                    Err(FacilitatorError::InvalidUrl { .. })
                 ),
                 "{bad:?}"
             );

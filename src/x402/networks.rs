@@ -127,6 +127,12 @@ fn builtin_network(
     }
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::builtin()
+    }
+}
+
 /// The environment variable naming the networks file.
 pub const NETWORKS_ENV: &str = "OBOL_NETWORKS";
 
