@@ -9,4 +9,5 @@ pub mod cli;
 pub mod commands;
 pub mod offers;
 pub mod paths;
+pub mod verifier;
 pub mod x402;

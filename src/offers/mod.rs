@@ -1,1 +1,26 @@
 //! Offers: the offer model, the offers file (pricing.yaml) and the route matcher.
+//!
+//! - [`config`]: the file's model (keys of the obol-stack `pricing.yaml`), loading and
+//!   atomic saving.
+//! - [`matcher`]: route patterns (exact, `/x/*` prefix, segment glob) and the indexed
+//!   first-match-wins [`Matcher`].
+//! - [`resolve`]: a rule becomes a resolved [`Route`] (CAIP-2 network, asset, atomic price,
+//!   payTo, x402 requirement); [`validate`] is what every write passes first.
+//! - [`store`]: `sell create|list|delete|pause|resume` on the local offers file.
+
+pub mod config;
+pub mod matcher;
+pub mod resolve;
+pub mod store;
+
+pub use config::{
+    DEFAULT_CHAIN, DEFAULT_FACILITATOR_URL, FileError, LOCAL_NAMESPACE, PricingConfig, RouteRule,
+};
+pub use matcher::{Matcher, Pattern, path_of};
+pub use resolve::{InvalidOffers, Problem, Route, resolve, validate};
+pub use store::{Created, OfferError, OfferSpec, OfferStore, OfferView};
+
+/// The default offers file: `$XDG_CONFIG_HOME/obol/pricing.yaml`.
+pub fn default_file() -> std::path::PathBuf {
+    crate::paths::config_dir().join("pricing.yaml")
+}

@@ -1,0 +1,692 @@
+//! From the offers file to resolved routes, and the checks every write passes first.
+//!
+//! A [`Route`] carries everything the payment gate needs, computed once per load: the CAIP-2
+//! network (a route without `network` inherits the file's `chain`, default `base-sepolia`),
+//! the asset (the network's USDC unless the route overrides it), the atomic price, payTo (the
+//! route's or the file's `wallet`) and the x402 v2 requirement.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use alloy_primitives::{Address, U256};
+
+use super::config::{DEFAULT_CHAIN, LOCAL_NAMESPACE, PricingConfig, RouteRule};
+use crate::x402::amount::{Rounding, parse_decimal};
+use crate::x402::networks::{Asset, Network, Registry};
+use crate::x402::wire::PaymentRequirements;
+
+/// How long a buyer's authorization may stay valid when the route does not say. Long enough
+/// for a slow upstream (an LLM answer) to finish before the settlement that follows it.
+pub const DEFAULT_MAX_TIMEOUT_SECONDS: u64 = 300;
+
+/// A route ready to serve.
+#[derive(Clone)]
+pub struct Route {
+    /// Position in the offers file (first match wins).
+    pub index: usize,
+    pub pattern: String,
+    /// Metric label; `""` when the rule names none.
+    pub offer_namespace: String,
+    /// Metric label; `""` when the rule names none.
+    pub offer_name: String,
+    pub description: String,
+    /// Shared by every route on the same chain.
+    pub network: Arc<Network>,
+    /// Shared by every route with the same asset.
+    pub asset: Arc<Asset>,
+    /// The price as written (decimal, asset units).
+    pub price: String,
+    /// The price in atomic units.
+    pub amount: U256,
+    pub pay_to: Address,
+    pub max_timeout_seconds: u64,
+    pub upstream_url: Option<String>,
+    pub strip_prefix: Option<String>,
+    /// A secret: never logged.
+    pub upstream_auth: Option<String>,
+    pub paused: bool,
+    /// The v2 requirement this route accepts, serialised once (compact JSON): `accepts[0]` of
+    /// its 402 and, parsed, the facilitator's `paymentRequirements`. One allocation per route
+    /// instead of a JSON tree keeps 10,000 routes small.
+    pub requirement_json: Box<str>,
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("index", &self.index)
+            .field("pattern", &self.pattern)
+            .field(
+                "offer",
+                &format_args!("{}/{}", self.offer_namespace, self.offer_name),
+            )
+            .field("network", &self.network.caip2)
+            .field("asset", &self.asset.address)
+            .field("amount", &self.amount)
+            .field("pay_to", &self.pay_to)
+            .field("upstream_url", &self.upstream_url)
+            .field(
+                "upstream_auth",
+                &self.upstream_auth.as_ref().map(|_| "<redacted>"),
+            )
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Route {
+    fn with_requirement_json(mut self) -> Route {
+        self.requirement_json = serde_json::to_string(&self.requirement())
+            .unwrap_or_default()
+            .into_boxed_str();
+        self
+    }
+
+    /// The CAIP-2 id: the `chain` metric label.
+    pub fn chain(&self) -> &str {
+        &self.network.caip2
+    }
+
+    /// The v2 requirement (built from the route's fields).
+    pub fn requirement(&self) -> PaymentRequirements {
+        PaymentRequirements {
+            scheme: "exact".to_string(),
+            network: self.network.caip2.clone(),
+            amount: self.amount.to_string(),
+            asset: self.asset.address.to_checksum(None),
+            pay_to: self.pay_to.to_checksum(None),
+            max_timeout_seconds: self.max_timeout_seconds,
+            extra: Some(serde_json::json!({
+                "name": self.asset.eip712_name,
+                "version": self.asset.eip712_version,
+            })),
+        }
+    }
+
+    /// The v2 requirement as a JSON value (what the facilitator gets).
+    pub fn requirement_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.requirement_json)
+            .unwrap_or_else(|_| self.requirement().to_value())
+    }
+
+    /// The offer's display name: `offerName`, else the pattern.
+    pub fn display_name(&self) -> &str {
+        if self.offer_name.is_empty() {
+            &self.pattern
+        } else {
+            &self.offer_name
+        }
+    }
+}
+
+/// One problem in the offers file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `routes[3] (offer demo)` or `wallet`.
+    pub at: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// Every problem found in the offers file (never empty).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidOffers(pub Vec<Problem>);
+
+impl fmt::Display for InvalidOffers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+fn where_(i: usize, r: &RouteRule) -> String {
+    match r.offer_name.as_deref() {
+        Some(n) if !n.is_empty() => format!("routes[{i}] (offer {n})"),
+        _ => format!("routes[{i}] ({})", r.pattern),
+    }
+}
+
+/// `0x` + 40 hex digits (any case).
+pub fn parse_address(s: &str) -> Option<Address> {
+    let t = s.trim();
+    let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"))?;
+    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// An offer name or namespace: `[a-z0-9-]{1,63}`.
+pub fn valid_name(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The chain a route is paid on, as written (route `network`, else file `chain`, else default).
+pub fn chain_of<'a>(cfg: &'a PricingConfig, rule: &'a RouteRule) -> &'a str {
+    non_empty(&rule.network)
+        .or_else(|| non_empty(&cfg.chain))
+        .unwrap_or(DEFAULT_CHAIN)
+}
+
+/// Checks a facilitator URL: `https://` anywhere, `http://` only on loopback and the local
+/// container host names (a plain-http facilitator elsewhere could be impersonated to approve
+/// payments that were never made).
+pub fn check_facilitator_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = parsed.host_str().unwrap_or("");
+            let local = matches!(
+                host,
+                "localhost"
+                    | "127.0.0.1"
+                    | "[::1]"
+                    | "::1"
+                    | "host.k3d.internal"
+                    | "host.docker.internal"
+            ) || host.starts_with("127.");
+            if local {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{url:?} uses plain http on a non-local host; use https"
+                ))
+            }
+        }
+        other => Err(format!("{url:?} has scheme {other:?}; use https")),
+    }
+}
+
+fn check_upstream_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "http" | "https" if parsed.host_str().is_some() => Ok(()),
+        _ => Err(format!("{url:?} must be an http:// or https:// URL")),
+    }
+}
+
+fn resolve_asset(rule: &RouteRule, network: &Network) -> Result<Asset, String> {
+    let override_addr = match non_empty(&rule.asset_address) {
+        Some(a) => Some(
+            parse_address(a).ok_or_else(|| format!("assetAddress {a:?} is not a 0x address"))?,
+        ),
+        None => None,
+    };
+    // Start from the network's asset unless the route names a different token.
+    let base = match (&network.asset, override_addr) {
+        (Some(a), None) => Some(a.clone()),
+        (Some(a), Some(addr)) if a.address == addr => Some(a.clone()),
+        _ => None,
+    };
+    let address = override_addr
+        .or(base.as_ref().map(|a| a.address))
+        .ok_or_else(|| {
+            format!(
+                "network {} has no default asset; set assetAddress, assetDecimals, eip712Name and eip712Version",
+                network.name
+            )
+        })?;
+    let decimals = rule
+        .asset_decimals
+        .or(base.as_ref().map(|a| a.decimals))
+        .ok_or("assetDecimals is required for a custom asset")?;
+    if decimals > 36 {
+        return Err(format!("assetDecimals {decimals} is out of range (0-36)"));
+    }
+    let eip712_name = non_empty(&rule.eip712_name)
+        .map(str::to_string)
+        .or(base.as_ref().map(|a| a.eip712_name.clone()))
+        .ok_or("eip712Name is required for a custom asset")?;
+    let eip712_version = non_empty(&rule.eip712_version)
+        .map(str::to_string)
+        .or(base.as_ref().map(|a| a.eip712_version.clone()))
+        .ok_or("eip712Version is required for a custom asset")?;
+    let symbol = non_empty(&rule.asset_symbol)
+        .map(str::to_string)
+        .or(base.as_ref().map(|a| a.symbol.clone()))
+        .unwrap_or_else(|| "unknown".to_string());
+    Ok(Asset {
+        address,
+        symbol,
+        decimals,
+        eip712_name,
+        eip712_version,
+    })
+}
+
+/// Resolves one rule. `Err` holds every problem of this rule.
+pub fn resolve_rule(
+    cfg: &PricingConfig,
+    registry: &Registry,
+    index: usize,
+    rule: &RouteRule,
+) -> Result<Route, Vec<String>> {
+    resolve_rule_cached(cfg, registry, index, rule, &mut Shared::default())
+}
+
+/// What routes of one file share: one `Arc<Network>` per chain name, one `Arc<Asset>` per
+/// distinct asset (10,000 offers on one chain hold one copy of each).
+#[derive(Default)]
+struct Shared {
+    networks: HashMap<String, Arc<Network>>,
+    assets: Vec<Arc<Asset>>,
+}
+
+impl Shared {
+    fn asset(&mut self, asset: Asset) -> Arc<Asset> {
+        match self.assets.iter().find(|a| ***a == asset) {
+            Some(a) => Arc::clone(a),
+            None => {
+                let a = Arc::new(asset);
+                self.assets.push(Arc::clone(&a));
+                a
+            }
+        }
+    }
+}
+
+/// [`resolve_rule`] sharing one `Arc<Network>` per chain name through `networks`.
+fn resolve_rule_cached(
+    cfg: &PricingConfig,
+    registry: &Registry,
+    index: usize,
+    rule: &RouteRule,
+    shared: &mut Shared,
+) -> Result<Route, Vec<String>> {
+    let mut problems = Vec::new();
+    if !rule.pattern.starts_with('/') {
+        problems.push(format!("pattern {:?} must start with '/'", rule.pattern));
+    }
+    let chain = chain_of(cfg, rule);
+    let network = match shared.networks.get(chain) {
+        Some(n) => Some(Arc::clone(n)),
+        None => match registry.resolve_or_err(chain) {
+            Ok(n) => {
+                let n = Arc::new(n.clone());
+                shared.networks.insert(chain.to_string(), Arc::clone(&n));
+                Some(n)
+            }
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+    };
+    let asset = match &network {
+        Some(n) => match resolve_asset(rule, n) {
+            Ok(a) => Some(shared.asset(a)),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        },
+        None => None,
+    };
+    let amount = match &asset {
+        Some(a) => match parse_decimal(&rule.price, a.decimals, Rounding::Exact) {
+            Ok(v) if v.is_zero() => {
+                problems.push(format!("price {:?} must be greater than 0", rule.price));
+                None
+            }
+            Ok(v) => Some(v),
+            Err(e) => {
+                problems.push(format!(
+                    "price: {e} ({} has {} decimals)",
+                    a.symbol, a.decimals
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let pay_to = match non_empty(&rule.pay_to).or_else(|| non_empty(&cfg.wallet)) {
+        Some(s) => match parse_address(s) {
+            Some(a) if a != Address::ZERO => Some(a),
+            Some(_) => {
+                problems.push("payTo must not be the zero address".to_string());
+                None
+            }
+            None => {
+                problems.push(format!("payTo {s:?} is not a 0x address (40 hex digits)"));
+                None
+            }
+        },
+        None => {
+            problems.push("no payTo and no file-level wallet".to_string());
+            None
+        }
+    };
+    let max_timeout_seconds = rule
+        .max_timeout_seconds
+        .unwrap_or(DEFAULT_MAX_TIMEOUT_SECONDS);
+    if max_timeout_seconds == 0 {
+        problems.push("maxTimeoutSeconds must be greater than 0".to_string());
+    }
+    if let Some(u) = non_empty(&rule.upstream_url)
+        && let Err(e) = check_upstream_url(u)
+    {
+        problems.push(format!("upstreamURL: {e}"));
+    }
+    if let Some(p) = non_empty(&rule.strip_prefix)
+        && !p.starts_with('/')
+    {
+        problems.push(format!("stripPrefix {p:?} must start with '/'"));
+    }
+    if let Some(auth) = &rule.upstream_auth
+        && http::HeaderValue::from_str(auth).is_err()
+    {
+        problems.push("upstreamAuth is not a valid header value".to_string());
+    }
+    let (Some(network), Some(asset), Some(amount), Some(pay_to)) = (network, asset, amount, pay_to)
+    else {
+        return Err(problems);
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Route {
+        index,
+        pattern: rule.pattern.clone(),
+        offer_namespace: rule.offer_namespace.clone().unwrap_or_default(),
+        offer_name: rule.offer_name.clone().unwrap_or_default(),
+        description: rule.description.clone().unwrap_or_default(),
+        network,
+        asset,
+        price: rule.price.trim().to_string(),
+        amount,
+        pay_to,
+        max_timeout_seconds,
+        upstream_url: non_empty(&rule.upstream_url).map(str::to_string),
+        strip_prefix: non_empty(&rule.strip_prefix).map(str::to_string),
+        upstream_auth: rule.upstream_auth.clone().filter(|s| !s.is_empty()),
+        paused: rule.paused,
+        requirement_json: Box::from(""),
+    }
+    .with_requirement_json())
+}
+
+/// Resolves every route of the file, in order. Used by the verifier on every (re)load.
+pub fn resolve(cfg: &PricingConfig, registry: &Registry) -> Result<Vec<Route>, InvalidOffers> {
+    let mut routes = Vec::with_capacity(cfg.routes.len());
+    let mut problems = Vec::new();
+    let mut shared = Shared::default();
+    for (i, rule) in cfg.routes.iter().enumerate() {
+        match resolve_rule_cached(cfg, registry, i, rule, &mut shared) {
+            Ok(r) => routes.push(r),
+            Err(ps) => problems.extend(ps.into_iter().map(|message| Problem {
+                at: where_(i, rule),
+                message,
+            })),
+        }
+    }
+    if let Some(f) = non_empty(&cfg.facilitator_url)
+        && let Err(e) = check_facilitator_url(f)
+    {
+        problems.push(Problem {
+            at: "facilitatorURL".into(),
+            message: e,
+        });
+    }
+    if problems.is_empty() {
+        Ok(routes)
+    } else {
+        Err(InvalidOffers(problems))
+    }
+}
+
+/// Everything [`resolve`] checks plus what a write must guarantee: a file-level `wallet` and
+/// `chain` that are valid, offer names and namespaces `[a-z0-9-]{1,63}`, unique patterns and
+/// unique offers. Run before every write.
+pub fn validate(cfg: &PricingConfig, registry: &Registry) -> Result<Vec<Route>, InvalidOffers> {
+    let mut problems = match resolve(cfg, registry) {
+        Ok(_) => Vec::new(),
+        Err(InvalidOffers(ps)) => ps,
+    };
+    if let Some(w) = non_empty(&cfg.wallet)
+        && parse_address(w).is_none()
+    {
+        problems.push(Problem {
+            at: "wallet".into(),
+            message: format!("{w:?} is not a 0x address (40 hex digits)"),
+        });
+    }
+    if let Some(c) = non_empty(&cfg.chain)
+        && let Err(e) = registry.resolve_or_err(c)
+    {
+        problems.push(Problem {
+            at: "chain".into(),
+            message: e.to_string(),
+        });
+    }
+    let mut patterns = HashSet::new();
+    let mut offers = HashSet::new();
+    for (i, r) in cfg.routes.iter().enumerate() {
+        if !patterns.insert(r.pattern.as_str()) {
+            problems.push(Problem {
+                at: where_(i, r),
+                message: format!(
+                    "pattern {:?} is already used by an earlier route",
+                    r.pattern
+                ),
+            });
+        }
+        if let Some(name) = r.offer_name.as_deref() {
+            if !valid_name(name) {
+                problems.push(Problem {
+                    at: where_(i, r),
+                    message: format!(
+                        "offer name {name:?} must be 1-63 characters of a-z, 0-9 and '-'"
+                    ),
+                });
+            }
+            let ns = non_empty(&r.offer_namespace).unwrap_or(LOCAL_NAMESPACE);
+            if !valid_name(ns) {
+                problems.push(Problem {
+                    at: where_(i, r),
+                    message: format!(
+                        "offer namespace {ns:?} must be 1-63 characters of a-z, 0-9 and '-'"
+                    ),
+                });
+            }
+            if !offers.insert((ns, name)) {
+                problems.push(Problem {
+                    at: where_(i, r),
+                    message: format!("offer {ns}/{name} is defined twice"),
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        resolve(cfg, registry)
+    } else {
+        Err(InvalidOffers(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offers::config::parse;
+    use std::path::Path;
+
+    const PAY: &str = "0x2222222222222222222222222222222222222222";
+    const WALLET: &str = "0x1111111111111111111111111111111111111111";
+
+    fn cfg(yaml: &str) -> PricingConfig {
+        parse(yaml, Path::new("t.yaml")).unwrap()
+    }
+
+    #[test]
+    fn inherits_the_file_chain_and_wallet() {
+        let c = cfg(&format!(
+            "wallet: \"{WALLET}\"\nchain: base\nroutes:\n  - pattern: /a/*\n    price: \"0.01\"\n    offerName: a\n"
+        ));
+        let r = &resolve(&c, &Registry::builtin()).unwrap()[0];
+        assert_eq!(r.chain(), "eip155:8453");
+        assert_eq!(r.pay_to, WALLET.parse::<Address>().unwrap());
+        assert_eq!(r.amount, U256::from(10_000u64));
+        assert_eq!(r.asset.symbol, "USDC");
+        assert_eq!(r.requirement().network, "eip155:8453");
+        assert_eq!(r.requirement().amount, "10000");
+        assert_eq!(
+            r.requirement().asset,
+            "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
+        );
+        assert_eq!(
+            r.requirement().max_timeout_seconds,
+            DEFAULT_MAX_TIMEOUT_SECONDS
+        );
+        let json = r.requirement_value();
+        assert_eq!(json["payTo"], WALLET);
+        assert_eq!(json["extra"]["version"], "2");
+    }
+
+    #[test]
+    fn default_chain_is_base_sepolia_and_route_network_wins() {
+        let c = cfg(&format!(
+            "wallet: \"{WALLET}\"\nroutes:\n  - pattern: /a\n    price: \"1\"\n  - pattern: /b\n    price: \"1\"\n    network: eip155:8453\n    payTo: \"{PAY}\"\n"
+        ));
+        let rs = resolve(&c, &Registry::builtin()).unwrap();
+        assert_eq!(rs[0].chain(), "eip155:84532");
+        assert_eq!(
+            rs[0].requirement_value()["extra"]["name"],
+            rs[0].asset.eip712_name
+        );
+        assert_eq!(rs[1].chain(), "eip155:8453");
+        assert_eq!(rs[1].pay_to, PAY.parse::<Address>().unwrap());
+        assert_eq!(rs[1].amount, U256::from(1_000_000u64));
+    }
+
+    #[test]
+    fn asset_overrides() {
+        let c = cfg(&format!(
+            "wallet: \"{WALLET}\"\nroutes:\n  - pattern: /a\n    price: \"1.5\"\n    assetAddress: \"0x0a09371a8b011d5110656ceBCc70603e53FD2c78\"\n    assetSymbol: OBOL\n    assetDecimals: 18\n    eip712Name: Obol Network\n    eip712Version: \"1\"\n  - pattern: /b\n    price: \"1\"\n    eip712Name: USD Coin\n"
+        ));
+        let rs = resolve(&c, &Registry::builtin()).unwrap();
+        assert_eq!(rs[0].asset.symbol, "OBOL");
+        assert_eq!(rs[0].amount, U256::from(1_500_000_000_000_000_000u128));
+        assert_eq!(rs[0].requirement_value()["extra"]["name"], "Obol Network");
+        // Partial override: the network's USDC with another EIP-712 name.
+        assert_eq!(rs[1].asset.symbol, "USDC");
+        assert_eq!(rs[1].asset.eip712_name, "USD Coin");
+        // A custom token without decimals is refused.
+        let c = cfg(&format!(
+            "wallet: \"{WALLET}\"\nroutes:\n  - pattern: /a\n    price: \"1\"\n    assetAddress: \"0x0a09371a8b011d5110656ceBCc70603e53FD2c78\"\n"
+        ));
+        let err = resolve(&c, &Registry::builtin()).unwrap_err().to_string();
+        assert!(err.contains("assetDecimals"), "{err}");
+    }
+
+    #[test]
+    fn price_resolution_is_exact() {
+        let route = |price: &str| {
+            let c = cfg(&format!(
+                "wallet: \"{WALLET}\"\nroutes:\n  - pattern: /a\n    price: \"{price}\"\n"
+            ));
+            resolve(&c, &Registry::builtin()).map(|r| r[0].amount)
+        };
+        assert_eq!(route("0.001").unwrap(), U256::from(1000u64));
+        assert_eq!(route("0.000001").unwrap(), U256::from(1u64));
+        assert_eq!(route("12").unwrap(), U256::from(12_000_000u64));
+        assert!(
+            route("0.0000001")
+                .unwrap_err()
+                .to_string()
+                .contains("decimal")
+        );
+        assert!(
+            route("0")
+                .unwrap_err()
+                .to_string()
+                .contains("greater than 0")
+        );
+        assert!(route("-1").is_err());
+        assert!(route("1e-3").is_err());
+        assert!(route("").is_err());
+    }
+
+    #[test]
+    fn validation_lists_every_problem() {
+        let c = cfg(
+            "wallet: nope\nchain: mars\nfacilitatorURL: http://facilitator.example.com\nroutes:\n  - pattern: services/x\n    price: abc\n    network: base\n    payTo: \"0x12\"\n    offerName: Bad_Name\n  - pattern: services/x\n    price: \"1\"\n    network: eip155:999999\n    offerName: Bad_Name\n",
+        );
+        let err = validate(&c, &Registry::builtin()).unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "wallet",
+            "chain",
+            "facilitatorURL",
+            "must start with '/'",
+            "price",
+            "payTo",
+            "offer name",
+            "already used",
+            "unknown network",
+            "defined twice",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in {text}");
+        }
+    }
+
+    #[test]
+    fn validation_accepts_a_good_file_and_checks_urls() {
+        let good = format!(
+            "wallet: \"{WALLET}\"\nfacilitatorURL: http://127.0.0.1:4021\nroutes:\n  - pattern: /services/a/*\n    price: \"0.01\"\n    offerNamespace: local\n    offerName: a\n    upstreamURL: http://127.0.0.1:9000\n    stripPrefix: /services/a\n"
+        );
+        assert!(validate(&cfg(&good), &Registry::builtin()).is_ok());
+        let bad = good.replace("http://127.0.0.1:9000", "ftp://x");
+        assert!(
+            validate(&cfg(&bad), &Registry::builtin())
+                .unwrap_err()
+                .to_string()
+                .contains("upstreamURL")
+        );
+        assert!(check_facilitator_url("https://x402.gcp.obol.tech").is_ok());
+        assert!(check_facilitator_url("http://localhost:1").is_ok());
+        assert!(check_facilitator_url("http://[::1]:1").is_ok());
+        assert!(check_facilitator_url("http://evil.example").is_err());
+        assert!(check_facilitator_url("not a url").is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("demo-1"));
+        assert!(valid_name(&"a".repeat(63)));
+        assert!(!valid_name(&"a".repeat(64)));
+        assert!(!valid_name(""));
+        assert!(!valid_name("Demo"));
+        assert!(!valid_name("a_b"));
+        assert!(!valid_name("a/b"));
+        assert!(parse_address(WALLET).is_some());
+        assert!(parse_address("0x123").is_none());
+        assert!(parse_address("1111111111111111111111111111111111111111").is_none());
+    }
+
+    #[test]
+    fn debug_hides_upstream_auth() {
+        let c = cfg(&format!(
+            "wallet: \"{WALLET}\"\nroutes:\n  - pattern: /a\n    price: \"1\"\n    upstreamAuth: Bearer sk-very-secret\n"
+        ));
+        let r = &resolve(&c, &Registry::builtin()).unwrap()[0];
+        assert!(!format!("{r:?}").contains("sk-very-secret"));
+        assert_eq!(r.upstream_auth.as_deref(), Some("Bearer sk-very-secret"));
+    }
+}

@@ -1,0 +1,442 @@
+//! The verifier's Prometheus metrics (`obol_x402_verifier_*`), on a registry of their own.
+//!
+//! Names, help strings and the label set `{offer_namespace, offer_name, chain}` are those of the
+//! obol-stack verifier, so its recording rules and dashboards keep working; `chain` is always
+//! the route's resolved CAIP-2 id. `obol_x402_verifier_charged_amount_total` adds the money.
+//!
+//! Every route holds an [`OfferSeries`]: its children, created on first use and then cached, so
+//! a request increments atomics without any label lookup. When a reload drops an offer, every
+//! one of its series is removed ([`Metrics::retain`]); a request still running against the old
+//! table then increments a detached child, which never reappears in a scrape.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use alloy_primitives::U256;
+use prometheus::{Encoder as _, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
+
+pub const LABELS: [&str; 3] = ["offer_namespace", "offer_name", "chain"];
+
+/// `offer_namespace \0 offer_name \0 chain` as emitted (one allocation, shared by the live
+/// index and the series; `\0` cannot occur in a sanitised label value).
+pub type LabelKey = Arc<str>;
+
+fn key_of(namespace: &str, name: &str, chain: &str) -> LabelKey {
+    Arc::from(format!(
+        "{}\0{}\0{}",
+        label_value(namespace),
+        label_value(name),
+        label_value(chain)
+    ))
+}
+
+fn split_key(key: &str) -> [&str; 3] {
+    let mut it = key.splitn(3, '\0');
+    [
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+    ]
+}
+
+/// Label values are restricted to `[A-Za-z0-9_.:/-]` (anything else becomes `_`): scrape
+/// parsers (prometheus-parse) mis-read commas, braces and escapes in label values.
+pub fn label_value(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The vectors, shared by every [`OfferSeries`].
+struct Vecs {
+    requests: IntCounterVec,
+    payment_required: IntCounterVec,
+    payment_verified: IntCounterVec,
+    payment_failed: IntCounterVec,
+    charged_requests: IntCounterVec,
+    charged_amount: IntCounterVec,
+    last_success: GaugeVec,
+}
+
+impl Vecs {
+    fn counters(&self) -> [&IntCounterVec; 6] {
+        [
+            &self.requests,
+            &self.payment_required,
+            &self.payment_verified,
+            &self.payment_failed,
+            &self.charged_requests,
+            &self.charged_amount,
+        ]
+    }
+}
+
+/// All verifier metrics.
+pub struct Metrics {
+    registry: Registry,
+    vecs: Arc<Vecs>,
+    live: Mutex<HashMap<LabelKey, Arc<OfferSeries>>>,
+}
+
+/// The series of one `(offer_namespace, offer_name, chain)`.
+///
+/// A series appears in the exposition on its first increment (as in the obol-stack verifier:
+/// 10,000 offers without traffic cost no series). Each child is created at most once, under
+/// `removed`, so an offer removed by a reload never gets a series back from a request that
+/// still runs against the old table: that request increments a detached counter.
+pub struct OfferSeries {
+    key: LabelKey,
+    vecs: Arc<Vecs>,
+    removed: Mutex<bool>,
+    requests: OnceLock<IntCounter>,
+    payment_required: OnceLock<IntCounter>,
+    payment_verified: OnceLock<IntCounter>,
+    payment_failed: OnceLock<IntCounter>,
+    charged_requests: OnceLock<IntCounter>,
+    charged_amount: OnceLock<IntCounter>,
+    last_success: OnceLock<Gauge>,
+}
+
+impl std::fmt::Debug for OfferSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OfferSeries").field(&self.key).finish()
+    }
+}
+
+fn counter(name: &str, help: &str) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), &LABELS).expect("valid metric definition")
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let vecs = Vecs {
+            requests: counter(
+                "obol_x402_verifier_requests_total",
+                "Requests evaluated by the x402 verifier for matched paid routes.",
+            ),
+            payment_required: counter(
+                "obol_x402_verifier_payment_required_total",
+                "Requests rejected with 402 because payment was required.",
+            ),
+            payment_verified: counter(
+                "obol_x402_verifier_payment_verified_total",
+                "Requests approved after successful x402 payment verification.",
+            ),
+            payment_failed: counter(
+                "obol_x402_verifier_payment_failed_total",
+                "Requests rejected after a provided x402 payment failed verification.",
+            ),
+            charged_requests: counter(
+                "obol_x402_verifier_charged_requests_total",
+                "Requests that incurred a paid x402 charge.",
+            ),
+            charged_amount: counter(
+                "obol_x402_verifier_charged_amount_total",
+                "Amount charged by paid x402 requests, in the asset's atomic units (USDC: 1e-6 USDC).",
+            ),
+            last_success: GaugeVec::new(
+                Opts::new(
+                    "obol_x402_verifier_last_payment_success_seconds",
+                    "Unix timestamp (seconds) of the most recent successful paid x402 charge for a route.",
+                ),
+                &LABELS,
+            )
+            .expect("valid metric definition"),
+        };
+        for c in vecs.counters() {
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric name");
+        }
+        registry
+            .register(Box::new(vecs.last_success.clone()))
+            .expect("unique metric name");
+        Metrics {
+            registry,
+            vecs: Arc::new(vecs),
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<LabelKey, Arc<OfferSeries>>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The series handle of one offer (shared by every route with the same labels).
+    pub fn series(&self, namespace: &str, name: &str, chain: &str) -> Arc<OfferSeries> {
+        let key = key_of(namespace, name, chain);
+        let mut live = self.live();
+        if let Some(s) = live.get(&key) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(OfferSeries {
+            key: Arc::clone(&key),
+            vecs: Arc::clone(&self.vecs),
+            removed: Mutex::new(false),
+            requests: OnceLock::new(),
+            payment_required: OnceLock::new(),
+            payment_verified: OnceLock::new(),
+            payment_failed: OnceLock::new(),
+            charged_requests: OnceLock::new(),
+            charged_amount: OnceLock::new(),
+            last_success: OnceLock::new(),
+        });
+        live.insert(key, Arc::clone(&s));
+        s
+    }
+
+    /// Removes every series whose label tuple is not in `keep` (as returned by
+    /// [`OfferSeries::key`]). Called after each reload with the new table's tuples.
+    pub fn retain(&self, keep: &HashSet<LabelKey>) -> usize {
+        let mut live = self.live();
+        let gone: Vec<LabelKey> = live
+            .keys()
+            .filter(|k| !keep.contains(*k))
+            .cloned()
+            .collect();
+        for key in &gone {
+            if let Some(s) = live.remove(key) {
+                *s.removed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            }
+            let v = split_key(key);
+            // A series may not exist in every vec (e.g. no payment yet): that is fine.
+            for c in self.vecs.counters() {
+                let _ = c.remove_label_values(&v);
+            }
+            let _ = self.vecs.last_success.remove_label_values(&v);
+        }
+        gone.len()
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl OfferSeries {
+    pub fn key(&self) -> &LabelKey {
+        &self.key
+    }
+
+    fn labels(&self) -> [&str; 3] {
+        split_key(&self.key)
+    }
+
+    fn counter<'a>(
+        &'a self,
+        cell: &'a OnceLock<IntCounter>,
+        vec: &IntCounterVec,
+    ) -> &'a IntCounter {
+        cell.get_or_init(|| {
+            let removed = self.removed.lock().unwrap_or_else(|e| e.into_inner());
+            if *removed {
+                IntCounter::new("detached", "detached").expect("valid metric definition")
+            } else {
+                vec.with_label_values(&self.labels())
+            }
+        })
+    }
+
+    /// `obol_x402_verifier_requests_total` += 1.
+    pub fn request(&self) {
+        self.counter(&self.requests, &self.vecs.requests).inc();
+    }
+
+    /// `obol_x402_verifier_payment_required_total` += 1.
+    pub fn required(&self) {
+        self.counter(&self.payment_required, &self.vecs.payment_required)
+            .inc();
+    }
+
+    /// `obol_x402_verifier_payment_verified_total` += 1.
+    pub fn verified(&self) {
+        self.counter(&self.payment_verified, &self.vecs.payment_verified)
+            .inc();
+    }
+
+    /// `obol_x402_verifier_payment_failed_total` += 1.
+    pub fn failed(&self) {
+        self.counter(&self.payment_failed, &self.vecs.payment_failed)
+            .inc();
+    }
+
+    /// Records a charge of `amount` atomic units: the charged counter, the amount and the
+    /// last-success timestamp.
+    pub fn charged(&self, amount: U256) {
+        self.counter(&self.charged_requests, &self.vecs.charged_requests)
+            .inc();
+        // The counter is a u64 of atomic units: it would wrap after 18.4 units of an
+        // 18-decimal token, so it saturates instead (USDC: after 1.8e13 USDC).
+        let total = self.counter(&self.charged_amount, &self.vecs.charged_amount);
+        let add = u64::try_from(amount).unwrap_or(u64::MAX);
+        let room = u64::MAX - total.get();
+        if add > room {
+            tracing::warn!(
+                offer = %self.labels()[1],
+                "obol_x402_verifier_charged_amount_total reached the u64 range; it stays at its maximum"
+            );
+            total.inc_by(room);
+        } else {
+            total.inc_by(add);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.last_success
+            .get_or_init(|| {
+                let removed = self.removed.lock().unwrap_or_else(|e| e.into_inner());
+                if *removed {
+                    Gauge::new("detached", "detached").expect("valid metric definition")
+                } else {
+                    self.vecs.last_success.with_label_values(&self.labels())
+                }
+            })
+            .set(now);
+    }
+
+    /// Current value of a counter (tests, diagnostics): `charged_requests`.
+    pub fn charged_requests(&self) -> u64 {
+        self.charged_requests
+            .get()
+            .map(IntCounter::get)
+            .unwrap_or(0)
+    }
+
+    /// Current value of `charged_amount`.
+    pub fn charged_amount(&self) -> u64 {
+        self.charged_amount.get().map(IntCounter::get).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(m: &Metrics, needle: &str) -> Vec<String> {
+        m.encode()
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn names_help_and_labels() {
+        let m = Metrics::new();
+        let s = m.series("local", "demo", "eip155:84532");
+        s.request();
+        s.required();
+        s.verified();
+        s.failed();
+        s.charged(U256::from(10_000u64));
+        s.charged(U256::from(10_000u64));
+        let text = m.encode();
+        for name in [
+            "obol_x402_verifier_requests_total",
+            "obol_x402_verifier_payment_required_total",
+            "obol_x402_verifier_payment_verified_total",
+            "obol_x402_verifier_payment_failed_total",
+            "obol_x402_verifier_charged_requests_total",
+            "obol_x402_verifier_charged_amount_total",
+            "obol_x402_verifier_last_payment_success_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name}")),
+                "{name} missing:\n{text}"
+            );
+        }
+        assert!(text.contains(
+            "# HELP obol_x402_verifier_requests_total Requests evaluated by the x402 verifier for matched paid routes."
+        ));
+        assert!(text.contains("# TYPE obol_x402_verifier_last_payment_success_seconds gauge"));
+        assert!(text.contains(
+            r#"obol_x402_verifier_charged_amount_total{chain="eip155:84532",offer_name="demo",offer_namespace="local"} 20000"#
+        ), "{text}");
+        assert!(text.contains(
+            r#"obol_x402_verifier_charged_requests_total{chain="eip155:84532",offer_name="demo",offer_namespace="local"} 2"#
+        ));
+        assert!(!text.contains("process_"), "no process collectors");
+    }
+
+    #[test]
+    fn series_appear_on_first_use() {
+        let m = Metrics::new();
+        let s = m.series("local", "quiet", "eip155:84532");
+        assert!(lines(&m, "quiet").is_empty());
+        s.request();
+        assert_eq!(lines(&m, "quiet").len(), 1);
+    }
+
+    #[test]
+    fn gauge_only_exists_after_a_payment() {
+        let m = Metrics::new();
+        let s = m.series("local", "demo", "eip155:84532");
+        s.request();
+        assert!(lines(&m, "last_payment_success_seconds{").is_empty());
+        s.charged(U256::from(1u64));
+        let l = lines(&m, "last_payment_success_seconds{");
+        assert_eq!(l.len(), 1);
+        let v: f64 = l[0].rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(v > 1.7e9);
+    }
+
+    #[test]
+    fn retain_removes_every_series_of_dropped_offers_and_keeps_others() {
+        let m = Metrics::new();
+        let a = m.series("local", "a", "eip155:84532");
+        let b = m.series("local", "b", "eip155:31337");
+        a.charged(U256::from(5u64));
+        b.charged(U256::from(7u64));
+        b.failed();
+        b.request();
+        b.required();
+        b.verified();
+        let keep: HashSet<LabelKey> = [b.key().clone()].into_iter().collect();
+        assert_eq!(m.retain(&keep), 1);
+        assert!(lines(&m, "offer_name=\"a\"").is_empty(), "{}", m.encode());
+        assert_eq!(lines(&m, "offer_name=\"b\"").len(), 7);
+        // A request still holding the old handles does not bring the series back.
+        a.request();
+        a.failed();
+        a.charged(U256::from(5u64));
+        assert!(lines(&m, "offer_name=\"a\"").is_empty());
+        // The same tuple, re-added later, starts from zero.
+        let a2 = m.series("local", "a", "eip155:84532");
+        assert_eq!(a2.charged_requests(), 0);
+        // Series handles are shared for the same tuple.
+        let b2 = m.series("local", "b", "eip155:31337");
+        assert_eq!(b2.charged_requests(), 1);
+    }
+
+    #[test]
+    fn label_values_are_sanitised() {
+        assert_eq!(label_value("eip155:84532"), "eip155:84532");
+        assert_eq!(label_value("a,b{c}\"d\\"), "a_b_c__d_");
+    }
+
+    #[test]
+    fn huge_amounts_saturate() {
+        let m = Metrics::new();
+        let s = m.series("local", "big", "eip155:1");
+        s.charged(U256::from(u128::MAX));
+        s.charged(U256::from(1u64));
+        assert_eq!(s.charged_amount(), u64::MAX);
+    }
+}

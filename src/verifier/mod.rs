@@ -1,0 +1,336 @@
+//! `obol serve verifier`: the seller's x402 payment gate.
+//!
+//! - [`routes`]: the route table from the offers file, polled and swapped atomically;
+//! - [`gate`]: the payment checks shared by both modes, 402 answers, settlement;
+//! - [`forward_auth`]: `/verify` for Traefik ForwardAuth (verify only by default);
+//! - [`proxy`]: the paying reverse proxy (settles after the upstream answered < 400);
+//! - [`replay`]: one payment, one service;
+//! - [`metrics`]: `obol_x402_verifier_*` on `/metrics`.
+//!
+//! Also `/healthz` (always 200) and `/readyz` (503 until the first successful route load).
+
+pub mod forward_auth;
+pub mod gate;
+pub mod metrics;
+pub mod proxy;
+pub mod replay;
+pub mod routes;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+use self::metrics::Metrics;
+use self::replay::ReplayGuard;
+use self::routes::{RouteSource, RouteTable, Stamp};
+use crate::x402::facilitator::{FacilitatorClient, FacilitatorConfig};
+use crate::x402::networks::Registry;
+
+/// Which endpoints are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    ForwardAuth,
+    Proxy,
+    Both,
+}
+
+impl Mode {
+    pub fn forward_auth(self) -> bool {
+        matches!(self, Mode::ForwardAuth | Mode::Both)
+    }
+    pub fn proxy(self) -> bool {
+        matches!(self, Mode::Proxy | Mode::Both)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::ForwardAuth => "forward-auth",
+            Mode::Proxy => "proxy",
+            Mode::Both => "both",
+        }
+    }
+}
+
+/// Everything the daemon needs.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// `:8080` (all interfaces), `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`.
+    pub listen: String,
+    pub offers_file: PathBuf,
+    /// Overrides the file's `facilitatorURL`.
+    pub facilitator: Option<String>,
+    pub mode: Mode,
+    pub settle_before_grant: bool,
+    pub verify_timeout: Duration,
+    pub settle_timeout: Duration,
+    pub reload_interval: Duration,
+    pub registry: Registry,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid listen address {0:?}: use :PORT or HOST:PORT")]
+    Listen(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("invalid facilitator URL: {0}")]
+    Facilitator(String),
+    #[error("server error: {0}")]
+    Server(std::io::Error),
+}
+
+/// Shared by every handler.
+pub struct AppState {
+    pub table: Arc<ArcSwap<RouteTable>>,
+    pub replay: Arc<ReplayGuard>,
+    pub metrics: Arc<Metrics>,
+    /// Client for upstreams (proxy mode).
+    pub upstream: reqwest::Client,
+    pub mode: Mode,
+}
+
+/// Resolves `--listen`: `:8080` means every interface.
+pub async fn listen_addr(listen: &str) -> Result<SocketAddr, ServeError> {
+    let s = listen.trim();
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    if let Ok(a) = full.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    tokio::net::lookup_host(&full)
+        .await
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| ServeError::Listen(listen.to_string()))
+}
+
+/// The router over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut r = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text));
+    if state.mode.forward_auth() {
+        r = r.route("/verify", any(forward_auth::handle));
+    }
+    if state.mode.proxy() {
+        r = r.fallback(proxy::handle);
+    } else {
+        r = r.fallback(|| async {
+            gate::error_json(
+                StatusCode::NOT_FOUND,
+                "not found",
+                "no_route",
+                None,
+                None,
+                None,
+            )
+        });
+    }
+    r.with_state(state)
+}
+
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    if app.table.load().loaded {
+        axum::Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "not ready: routes not loaded"})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics_text(State(app): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The HTTP client for facilitator calls (timeouts are per call, in [`FacilitatorClient`]).
+fn facilitator_http(config: &FacilitatorConfig) -> Result<reqwest::Client, ServeError> {
+    reqwest::Client::builder()
+        .connect_timeout(config.verify_timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("obol/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ServeError::Facilitator(format!("cannot build HTTP client: {e}")))
+}
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// A verifier with its routes loaded (or not), ready to be served.
+pub struct Verifier {
+    pub state: Arc<AppState>,
+    source: Arc<RouteSource>,
+    stamp: Stamp,
+    reload_interval: Duration,
+    config: VerifierConfig,
+}
+
+impl Verifier {
+    /// Builds the state and makes the first load attempt (a broken file is logged; the
+    /// verifier then stays not-ready and keeps polling).
+    pub fn new(config: VerifierConfig) -> Result<Verifier, ServeError> {
+        let facilitator_config = FacilitatorConfig {
+            verify_timeout: config.verify_timeout,
+            settle_timeout: config.settle_timeout,
+            ..FacilitatorConfig::default()
+        };
+        if let Some(url) = &config.facilitator {
+            crate::offers::resolve::check_facilitator_url(url).map_err(ServeError::Facilitator)?;
+        }
+        let metrics = Arc::new(Metrics::new());
+        let http = facilitator_http(&facilitator_config)?;
+        let source = Arc::new(RouteSource {
+            path: config.offers_file.clone(),
+            registry: config.registry.clone(),
+            facilitator_override: config.facilitator.clone(),
+            facilitator_config: facilitator_config.clone(),
+            http: http.clone(),
+            settle_before_grant: config.settle_before_grant,
+            metrics: Arc::clone(&metrics),
+        });
+        let placeholder_url = config
+            .facilitator
+            .clone()
+            .unwrap_or_else(|| crate::offers::DEFAULT_FACILITATOR_URL.to_string());
+        let placeholder =
+            FacilitatorClient::with_client(http, &placeholder_url, facilitator_config)
+                .map_err(|e| ServeError::Facilitator(e.to_string()))?;
+        let table = Arc::new(ArcSwap::from_pointee(routes::not_loaded(Arc::new(
+            placeholder,
+        ))));
+        let mut stamp = Stamp::default();
+        if let Err(e) = source.load_if_changed(&mut stamp, &table) {
+            tracing::error!("offers not loaded (not ready until fixed): {e}");
+        }
+        let state = Arc::new(AppState {
+            table,
+            replay: ReplayGuard::new(),
+            metrics,
+            upstream: proxy::upstream_client(),
+            mode: config.mode,
+        });
+        Ok(Verifier {
+            state,
+            source,
+            stamp,
+            reload_interval: config.reload_interval,
+            config,
+        })
+    }
+
+    /// Binds, logs one line, serves until `shutdown` resolves, then drains in-flight requests
+    /// (at most 30 s).
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let addr = listen_addr(&self.config.listen).await?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        self.serve_on(listener, shutdown).await
+    }
+
+    /// [`Verifier::serve`] on an already bound listener.
+    pub async fn serve_on(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let bound = listener.local_addr().map_err(ServeError::Server)?;
+        let table = self.state.table.load();
+        tracing::info!(
+            "obol verifier listening on {bound} mode={} routes={} ready={} facilitator={} offers={}",
+            self.config.mode.as_str(),
+            table.len(),
+            table.loaded,
+            table.facilitator.base_url(),
+            self.config.offers_file.display(),
+        );
+        drop(table);
+
+        let watcher = tokio::spawn(routes::watch(
+            Arc::clone(&self.source),
+            Arc::clone(&self.state.table),
+            self.stamp.clone(),
+            self.reload_interval,
+        ));
+        let replay = Arc::clone(&self.state.replay);
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                replay.prune(gate::unix_now());
+            }
+        });
+
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let app =
+            router(Arc::clone(&self.state)).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = stopping_tx.send(());
+        });
+        let drain_limit = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(DRAIN_LIMIT).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            r = server => r.map_err(ServeError::Server),
+            () = drain_limit => {
+                tracing::warn!("in-flight requests still running after {DRAIN_LIMIT:?}; exiting");
+                Ok(())
+            }
+        };
+        watcher.abort();
+        pruner.abort();
+        result
+    }
+}
+
+/// Builds and serves a verifier until `shutdown` resolves.
+pub async fn serve(
+    config: VerifierConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    // The first load reads and resolves the offers file: keep it off the async threads.
+    let v = tokio::task::spawn_blocking(move || Verifier::new(config))
+        .await
+        .map_err(|e| ServeError::Server(std::io::Error::other(e.to_string())))??;
+    v.serve(shutdown).await
+}

@@ -1,0 +1,336 @@
+//! Proxy mode: the verifier is the seller's gateway. Requests under an offer's path are paid
+//! for, forwarded to its upstream, and settled only once the upstream has answered < 400.
+//!
+//! Forwarding: `stripPrefix` removed from the path, query kept, request and response bodies
+//! streamed (never buffered), hop-by-hop headers dropped, payment headers not forwarded,
+//! `Authorization: <upstreamAuth>` injected when configured, `X-Forwarded-*` and
+//! `X-Payment-Payer` set. Settlement happens after the upstream's status and headers arrived
+//! and before anything is written to the client; the body then streams through.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, HttpBody as _};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::Response;
+
+use super::AppState;
+use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER, error_json};
+use crate::offers::{Route, path_of};
+use crate::x402::codec::{PAYMENT_SIGNATURE, X_PAYMENT};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Copies end-to-end headers: drops hop-by-hop ones and those the `Connection` header names.
+fn end_to_end(src: &HeaderMap, dst: &mut HeaderMap) {
+    let named: Vec<String> = src
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for (k, v) in src {
+        let name = k.as_str();
+        if HOP_BY_HOP.contains(&name) || named.iter().any(|n| n == name) {
+            continue;
+        }
+        dst.append(k.clone(), v.clone());
+    }
+}
+
+/// The upstream URL for a request: base URL + (path without `stripPrefix`) + query.
+pub fn upstream_url(route: &Route, uri: &Uri) -> Option<String> {
+    let base = route.upstream_url.as_deref()?;
+    let path = uri.path();
+    let rest = match route.strip_prefix.as_deref() {
+        Some(p)
+            if path.starts_with(p)
+                && (path.len() == p.len()
+                    || p.ends_with('/')
+                    || path.as_bytes()[p.len()] == b'/') =>
+        {
+            &path[p.len()..]
+        }
+        _ => path,
+    };
+    let base = base.trim_end_matches('/');
+    let mut url = String::with_capacity(base.len() + rest.len() + 64);
+    url.push_str(base);
+    if !rest.starts_with('/') {
+        url.push('/');
+    }
+    url.push_str(rest);
+    if let Some(q) = uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    Some(url)
+}
+
+fn host_of(headers: &HeaderMap, uri: &Uri) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn proto_of(headers: &HeaderMap) -> &str {
+    match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    }
+}
+
+/// Every path that is not one of the daemon's own endpoints, in proxy mode.
+pub async fn handle(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let table = app.table.load_full();
+    if !table.loaded {
+        return error_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: routes not loaded",
+            "not_ready",
+            None,
+            Some(true),
+            None,
+        );
+    }
+    let path = path_of(req.uri().path());
+    let Some(live) = table.find(path).cloned() else {
+        return error_json(
+            StatusCode::NOT_FOUND,
+            "not found",
+            "no_route",
+            None,
+            None,
+            None,
+        );
+    };
+    if live.route.paused {
+        return error_json(
+            StatusCode::NOT_FOUND,
+            "offer paused",
+            "offer_paused",
+            Some("the seller paused this offer; nothing was charged"),
+            Some(false),
+            None,
+        );
+    }
+    let Some(target) = upstream_url(&live.route, req.uri()) else {
+        return error_json(
+            StatusCode::NOT_FOUND,
+            "offer has no upstream",
+            "no_upstream",
+            Some("this route has no upstreamURL; it is served through ForwardAuth only"),
+            Some(false),
+            None,
+        );
+    };
+    let host = host_of(req.headers(), req.uri());
+    let proto = proto_of(req.headers()).to_string();
+    let resource_url = format!(
+        "{proto}://{host}{}",
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let paid = match gate::evaluate(&app.replay, &table, &live, req.headers(), &resource_url).await
+    {
+        Decision::Refused(r) => return r,
+        Decision::Paid(p) => p,
+    };
+
+    // Forward.
+    let (parts, body) = req.into_parts();
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 4);
+    end_to_end(&parts.headers, &mut headers);
+    for h in [
+        header::HOST.as_str(),
+        PAYMENT_SIGNATURE,
+        X_PAYMENT,
+        X_PAYMENT_PAYER,
+    ] {
+        headers.remove(h);
+    }
+    let forwarded_for = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prev) => format!("{prev}, {}", client.ip()),
+        None => client.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&host) {
+        headers.insert("x-forwarded-host", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
+    );
+    if let Some(auth) = &live.route.upstream_auth
+        && let Ok(v) = HeaderValue::from_str(auth)
+    {
+        headers.insert(header::AUTHORIZATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&paid.payer.to_checksum(None)) {
+        headers.insert(X_PAYMENT_PAYER, v);
+    }
+    let mut upstream = app
+        .upstream
+        .request(parts.method.clone(), &target)
+        .headers(headers);
+    if !(body.is_end_stream() || body.size_hint().exact() == Some(0)) {
+        upstream = upstream.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    }
+    let resp = match upstream.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            // The claim is dropped with `paid`: nothing was charged, the same payment may be
+            // retried.
+            tracing::warn!(
+                offer = %live.route.display_name(),
+                "upstream unavailable: {}",
+                e.without_url()
+            );
+            return error_json(
+                StatusCode::BAD_GATEWAY,
+                "upstream unavailable",
+                "upstream_unavailable",
+                None,
+                Some(true),
+                Some(serde_json::json!({"paymentVerified": true, "paymentSettled": false})),
+            );
+        }
+    };
+    let status = resp.status();
+    let mut out_headers = HeaderMap::with_capacity(resp.headers().len() + 4);
+    end_to_end(resp.headers(), &mut out_headers);
+    if status.as_u16() >= 400 {
+        // Passed through unsettled; the payment is released for a retry.
+        tracing::info!(
+            offer = %live.route.display_name(),
+            status = status.as_u16(),
+            "upstream error: passed through, not settled"
+        );
+        drop(paid);
+        return build(status, out_headers, resp);
+    }
+    match gate::settle(&table, *paid).await {
+        Settlement::Settled(receipt) => {
+            for (k, v) in gate::receipt_headers(&receipt) {
+                out_headers.insert(k, v);
+            }
+            out_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            build(status, out_headers, resp)
+        }
+        Settlement::Failed(r) => r,
+    }
+}
+
+fn build(status: StatusCode, headers: HeaderMap, resp: reqwest::Response) -> Response {
+    let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// The client used to reach upstreams: no redirects followed (they go back to the buyer), no
+/// overall timeout (LLM answers stream for minutes).
+pub fn upstream_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offers::{PricingConfig, RouteRule, resolve};
+    use crate::x402::networks::Registry;
+
+    fn route(upstream: &str, strip: Option<&str>) -> Route {
+        let cfg = PricingConfig {
+            wallet: Some("0x1111111111111111111111111111111111111111".into()),
+            routes: vec![RouteRule {
+                pattern: "/services/demo/*".into(),
+                price: "0.01".into(),
+                upstream_url: Some(upstream.into()),
+                strip_prefix: strip.map(str::to_string),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        resolve(&cfg, &Registry::builtin()).unwrap().remove(0)
+    }
+
+    fn url(r: &Route, u: &str) -> String {
+        upstream_url(r, &u.parse::<Uri>().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn strip_prefix_and_query() {
+        let r = route("http://127.0.0.1:9000", Some("/services/demo"));
+        assert_eq!(
+            url(&r, "/services/demo/v1/chat?x=1&y=2"),
+            "http://127.0.0.1:9000/v1/chat?x=1&y=2"
+        );
+        assert_eq!(url(&r, "/services/demo"), "http://127.0.0.1:9000/");
+        assert_eq!(url(&r, "/services/demo/"), "http://127.0.0.1:9000/");
+        let r = route("http://up:1/base/", Some("/services/demo"));
+        assert_eq!(url(&r, "/services/demo/a"), "http://up:1/base/a");
+        let r = route("http://up:1", None);
+        assert_eq!(url(&r, "/services/demo/a"), "http://up:1/services/demo/a");
+        // A prefix that only shares characters is not stripped.
+        let r = route("http://up:1", Some("/services/de"));
+        assert_eq!(url(&r, "/services/demo/a"), "http://up:1/services/demo/a");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut src = HeaderMap::new();
+        src.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-custom-hop"),
+        );
+        src.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        src.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        src.insert("x-custom-hop", HeaderValue::from_static("1"));
+        src.insert("te", HeaderValue::from_static("trailers"));
+        src.insert("content-type", HeaderValue::from_static("application/json"));
+        src.append("x-multi", HeaderValue::from_static("a"));
+        src.append("x-multi", HeaderValue::from_static("b"));
+        let mut dst = HeaderMap::new();
+        end_to_end(&src, &mut dst);
+        let names: Vec<_> = dst.keys().map(|k| k.as_str().to_string()).collect();
+        assert_eq!(names, ["content-type", "x-multi"]);
+        assert_eq!(dst.get_all("x-multi").iter().count(), 2);
+    }
+}

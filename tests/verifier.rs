@@ -1,0 +1,856 @@
+//! `obol sell` + `obol serve verifier` end to end: the real `obol` binary in front of a small
+//! upstream, the npm x402 reference facilitator settling on anvil with our EIP-3009 token.
+//! Every money claim is checked on chain (balances, `authorizationState`).
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, U256};
+use alloy_signer_local::PrivateKeySigner;
+use obol::x402::eip3009::{self, TransferWithAuthorization};
+use obol::x402::wire::{ExactEvmPayload, PaymentPayload, PaymentPayloadV1, PaymentPayloadV2};
+use serde_json::{Value, json};
+use support::*;
+
+const UPSTREAM_AUTH: &str = "Bearer upstream-key-123";
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+/// A private config home, networks file (the rail's chain as `local`, v1 name `local`) and
+/// offers file.
+struct Home {
+    dir: tempfile::TempDir,
+    networks: PathBuf,
+}
+
+impl Home {
+    fn new(rail: &Rail) -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let networks = dir.path().join("networks.yaml");
+        std::fs::write(
+            &networks,
+            format!(
+                "{}    v1Name: {}\n",
+                rail.networks_yaml(),
+                Facilitator::V1_NETWORK
+            ),
+        )
+        .unwrap();
+        Home { dir, networks }
+    }
+
+    fn offers(&self) -> PathBuf {
+        self.dir.path().join("config/obol/pricing.yaml")
+    }
+
+    fn obol(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_obol"));
+        cmd.env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env("OBOL_NETWORKS", &self.networks)
+            .env_remove("OBOL_OFFERS_FILE")
+            .env_remove("OBOL_FACILITATOR_URL")
+            .env_remove("OBOL_LISTEN")
+            .env_remove("OBOL_VERIFIER_MODE")
+            .env_remove("OBOL_UPSTREAM_AUTH")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `obol ARGS`; panics unless it succeeds. Returns stdout.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.obol().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "obol {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `obol serve verifier` on a free port, ready once `/readyz` answers 200.
+    fn verifier(&self, facilitator: &str, mode: &str, extra: &[&str]) -> (ChildGuard, String) {
+        let (guard, port) = ChildGuard::spawn_on_free_port(
+            "obol-verifier",
+            READY_TIMEOUT,
+            |port| {
+                let mut cmd = self.obol();
+                cmd.args(["serve", "verifier", "--listen"])
+                    .arg(format!("127.0.0.1:{port}"))
+                    .args(["--mode", mode, "--facilitator", facilitator])
+                    .args(["--reload-interval", "100ms"])
+                    .args(extra);
+                cmd
+            },
+            |port| http_probe(&format!("http://127.0.0.1:{port}/readyz")),
+        );
+        (guard, format!("http://127.0.0.1:{port}"))
+    }
+}
+
+/// What the upstream saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    uri: String,
+    authorization: Option<String>,
+    payment_header: bool,
+}
+
+/// A tiny axum upstream on its own runtime thread: answers `status` with "upstream says hi".
+struct Upstream {
+    url: String,
+    status: Arc<AtomicU16>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        use axum::http::{HeaderMap, StatusCode, Uri};
+        use axum::response::IntoResponse;
+        let status = Arc::new(AtomicU16::new(200));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (st, se) = (Arc::clone(&status), Arc::clone(&seen));
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+                    let (st, se) = (Arc::clone(&st), Arc::clone(&se));
+                    async move {
+                        se.lock().unwrap().push(Seen {
+                            uri: uri.to_string(),
+                            authorization: headers
+                                .get("authorization")
+                                .map(|v| v.to_str().unwrap().to_string()),
+                            payment_header: headers.contains_key("payment-signature")
+                                || headers.contains_key("x-payment"),
+                        });
+                        let code = StatusCode::from_u16(st.load(Ordering::SeqCst)).unwrap();
+                        (code, "upstream says hi").into_response()
+                    }
+                });
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(l.local_addr().unwrap()).unwrap();
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        Upstream {
+            url: format!("http://{addr}"),
+            status,
+            seen,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(90))
+        .build()
+        .unwrap()
+}
+
+fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
+    let mut req = http().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().unwrap()
+}
+
+/// The decoded `PAYMENT-REQUIRED` of an unpaid request.
+fn payment_required(url: &str, headers: &[(&str, &str)]) -> Value {
+    let r = get(url, headers);
+    assert_eq!(r.status(), 402, "unpaid request to {url}");
+    decode_b64_json(r.headers()["payment-required"].to_str().unwrap())
+}
+
+fn payer() -> PrivateKeySigner {
+    PAYER_KEY.parse().unwrap()
+}
+
+/// An EIP-3009 payment for `accepted`, signed with obol's own EIP-712 code. `tweak` edits the
+/// authorization before signing.
+fn obol_signed(
+    accepted: &Value,
+    tweak: impl FnOnce(&mut TransferWithAuthorization),
+) -> (ExactEvmPayload, B256) {
+    let s = |k: &str| accepted[k].as_str().unwrap().to_string();
+    let now = unix_now();
+    let key = payer();
+    let mut auth = TransferWithAuthorization {
+        from: key.address(),
+        to: s("payTo").parse().unwrap(),
+        value: s("amount").parse().unwrap(),
+        validAfter: U256::from(now - 600),
+        validBefore: U256::from(now + 300),
+        nonce: B256::random(),
+    };
+    tweak(&mut auth);
+    let domain = eip3009::domain(
+        accepted["extra"]["name"].as_str().unwrap(),
+        accepted["extra"]["version"].as_str().unwrap(),
+        CHAIN_ID,
+        s("asset").parse().unwrap(),
+    );
+    let sig = eip3009::sign_hash_local(&key, eip3009::signing_hash(&auth, &domain)).unwrap();
+    (eip3009::to_wire(&auth, &sig), auth.nonce)
+}
+
+fn v2_header(pr: &Value, accepted: &Value, payload: ExactEvmPayload) -> String {
+    PaymentPayload::V2(PaymentPayloadV2 {
+        x402_version: 2,
+        resource: serde_json::from_value(pr["resource"].clone()).ok(),
+        accepted: accepted.clone(),
+        payload,
+        extensions: None,
+    })
+    .to_header()
+}
+
+fn json(r: reqwest::blocking::Response) -> Value {
+    r.json().unwrap()
+}
+
+/// The value of the series `name{..offer_name="offer"..}` in a scrape.
+fn series(scrape: &str, name: &str, offer: &str) -> Option<(String, f64)> {
+    scrape.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+        let (labels, value) = rest.rsplit_once("} ")?;
+        labels
+            .contains(&format!("offer_name=\"{offer}\""))
+            .then(|| (labels.to_string(), value.parse().unwrap()))
+    })
+}
+
+struct Balances<'a> {
+    token: &'a Token,
+    payer: U256,
+    seller: U256,
+}
+
+impl<'a> Balances<'a> {
+    fn now(token: &'a Token) -> Self {
+        Balances {
+            token,
+            payer: token.balance_of(PAYER_ADDRESS),
+            seller: token.balance_of(SELLER_ADDRESS),
+        }
+    }
+
+    /// Asserts the payer paid the seller exactly `amount` since `self`.
+    fn moved(&self, amount: u64, what: &str) {
+        let after = Balances::now(self.token);
+        assert_eq!(
+            self.payer - after.payer,
+            U256::from(amount),
+            "{what}: payer balance change"
+        );
+        assert_eq!(
+            after.seller - self.seller,
+            U256::from(amount),
+            "{what}: seller balance change"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tests
+
+#[test]
+fn sell_create_list_pause_delete_on_the_offers_file() {
+    let rail_free_home = tempfile::tempdir().unwrap();
+    let home = Home {
+        networks: rail_free_home.path().join("none.yaml"),
+        dir: rail_free_home,
+    };
+    std::fs::write(&home.networks, "networks: []\n").unwrap();
+    let out = home.run(&[
+        "sell",
+        "create",
+        "demo",
+        "--upstream",
+        "http://127.0.0.1:9000",
+        "--price",
+        "0.01",
+        "--pay-to",
+        "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    ]);
+    assert!(out.starts_with("created offer demo"), "{out}");
+    assert!(out.contains(&home.offers().display().to_string()), "{out}");
+    let out = home.run(&[
+        "sell",
+        "create",
+        "demo",
+        "--upstream",
+        "http://127.0.0.1:9001",
+        "--price",
+        "0.02",
+    ]);
+    assert!(out.starts_with("updated offer demo"), "{out}");
+    let text = std::fs::read_to_string(home.offers()).unwrap();
+    assert!(text.contains("pattern: /services/demo/*"), "{text}");
+    assert!(text.contains("stripPrefix: /services/demo"), "{text}");
+    assert!(text.contains("offerNamespace: local"), "{text}");
+
+    let list: Value = serde_json::from_str(&home.run(&["sell", "list", "-o", "json"])).unwrap();
+    assert_eq!(list[0]["name"], "demo");
+    assert_eq!(list[0]["price"], "0.02");
+    assert_eq!(list[0]["network"], "eip155:84532");
+    assert_eq!(list[0]["upstream"], "http://127.0.0.1:9001");
+    let table = home.run(&["sell", "list"]);
+    for col in [
+        "NAME",
+        "PATH",
+        "PRICE",
+        "CHAIN",
+        "PAY TO",
+        "UPSTREAM",
+        "PAUSED",
+        "0.02 USDC",
+        "base-sepolia",
+    ] {
+        assert!(table.contains(col), "{col} missing:\n{table}");
+    }
+
+    home.run(&["sell", "pause", "demo"]);
+    let list: Value = serde_json::from_str(&home.run(&["sell", "list", "-o", "json"])).unwrap();
+    assert_eq!(list[0]["paused"], true);
+    home.run(&["sell", "resume", "demo"]);
+
+    // Refusals write nothing and say why.
+    let before = std::fs::read(home.offers()).unwrap();
+    let pay = ["--pay-to", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"];
+    for (args, needle) in [
+        (
+            vec![
+                "sell",
+                "create",
+                "x",
+                "--upstream",
+                "http://u",
+                "--price",
+                "0.0000001",
+            ],
+            "decimal",
+        ),
+        (
+            vec![
+                "sell",
+                "create",
+                "x",
+                "--upstream",
+                "http://u",
+                "--price",
+                "1",
+                "--pay-to",
+                "0x12",
+            ],
+            "payTo",
+        ),
+        (
+            vec![
+                "sell",
+                "create",
+                "x",
+                "--upstream",
+                "http://u",
+                "--price",
+                "1",
+                "--chain",
+                "atlantis",
+            ],
+            "unknown network",
+        ),
+        (
+            vec![
+                "sell",
+                "create",
+                "x",
+                "--upstream",
+                "ftp://u",
+                "--price",
+                "1",
+            ],
+            "upstreamURL",
+        ),
+        (
+            vec![
+                "sell",
+                "create",
+                "x",
+                "--upstream",
+                "http://u",
+                "--price",
+                "1",
+                "--path",
+                "/services/demo",
+            ],
+            "already used",
+        ),
+        (
+            vec![
+                "sell",
+                "create",
+                "Bad",
+                "--upstream",
+                "http://u",
+                "--price",
+                "1",
+            ],
+            "offer name",
+        ),
+        (vec!["sell", "delete", "nope"], "no offer named"),
+    ] {
+        let mut args = args;
+        if args[1] == "create" && !args.contains(&"--pay-to") {
+            args.extend(pay);
+        }
+        let out = home.obol().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(err.contains("hint:"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read(home.offers()).unwrap(), before);
+
+    home.run(&["sell", "delete", "demo"]);
+    assert!(home.run(&["sell", "list"]).contains("no offers"));
+}
+
+#[test]
+fn proxy_mode_charges_once_on_chain_and_refuses_bad_payments() {
+    let mut rail = Rail::start();
+    let home = Home::new(&rail);
+    let up = Upstream::start();
+    let seller = SELLER_ADDRESS.to_string();
+    let out = home.run(&[
+        "sell",
+        "create",
+        "demo",
+        "--upstream",
+        &up.url,
+        "--price",
+        "0.01",
+        "--chain",
+        "local",
+        "--pay-to",
+        &seller,
+        "--upstream-auth",
+        UPSTREAM_AUTH,
+    ]);
+    assert!(out.starts_with("created offer demo"), "{out}");
+    home.run(&[
+        "sell",
+        "create",
+        "other",
+        "--upstream",
+        &up.url,
+        "--price",
+        "0.02",
+        "--chain",
+        "local",
+        "--pay-to",
+        &seller,
+    ]);
+    let (mut verifier, base) = home.verifier(&rail.facilitator.url(), "proxy", &[]);
+    let demo = format!("{base}/services/demo/v1/data?x=1");
+
+    // Unpaid: 402, requirement in the header.
+    let pr = payment_required(&demo, &[]);
+    let accepted = pr["accepts"][0].clone();
+    assert_eq!(accepted["network"], CAIP2);
+    assert_eq!(accepted["amount"], "10000");
+    assert_eq!(accepted["payTo"], seller);
+    assert_eq!(
+        accepted["asset"].as_str().unwrap().to_lowercase(),
+        rail.token.address().to_string().to_lowercase()
+    );
+    assert_eq!(pr["resource"]["url"], demo);
+    assert_eq!(up.requests(), 0);
+
+    // Paid (signed with cast by the test rail, not by obol): served, settled, receipt.
+    let before = Balances::now(&rail.token);
+    let (pay, auth) = payment_signature(&pr, &accepted, PAYER_KEY, PAYER_ADDRESS);
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 200, "{}", verifier.log_tail(20));
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let receipt = decode_b64_json(r.headers()["payment-response"].to_str().unwrap());
+    assert_eq!(
+        r.headers()["payment-response"],
+        r.headers()["x-payment-response"]
+    );
+    assert_eq!(receipt["success"], true, "{receipt}");
+    assert!(
+        receipt["transaction"].as_str().unwrap().starts_with("0x"),
+        "{receipt}"
+    );
+    assert_eq!(r.text().unwrap(), "upstream says hi");
+    before.moved(10_000, "first payment");
+    assert!(rail.token.authorization_state(PAYER_ADDRESS, auth.nonce));
+    let seen = up.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen.uri, "/v1/data?x=1");
+    assert_eq!(seen.authorization.as_deref(), Some(UPSTREAM_AUTH));
+    assert!(!seen.payment_header);
+
+    // The same header again: refused, nothing moves.
+    let before = Balances::now(&rail.token);
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 409);
+    assert_eq!(json(r)["reason"], "payment_replayed");
+    before.moved(0, "replay");
+    assert_eq!(up.requests(), 1);
+
+    // Bad payments (signed by obol's code): refused before anything is settled.
+    let now = unix_now();
+    let other_addr: Address = "0x00000000000000000000000000000000000000aa"
+        .parse()
+        .unwrap();
+    let tampered = {
+        let (mut p, _) = obol_signed(&accepted, |_| {});
+        p.authorization.value = "1000000".into();
+        let mut acc = accepted.clone();
+        acc["amount"] = json!("1000000");
+        (v2_header(&pr, &acc, p), 402, "no_matching_requirement")
+    };
+    let tampered_sig = {
+        let (mut p, _) = obol_signed(&accepted, |_| {});
+        p.authorization.nonce = B256::random().to_string();
+        (
+            v2_header(&pr, &accepted, p),
+            402,
+            "invalid_exact_evm_signature",
+        )
+    };
+    let expired = {
+        let (p, _) = obol_signed(&accepted, |a| a.validBefore = U256::from(now - 10));
+        (
+            v2_header(&pr, &accepted, p),
+            402,
+            "invalid_exact_evm_payload_authorization_valid_before",
+        )
+    };
+    let wrong_pay_to = {
+        let (p, _) = obol_signed(&accepted, |a| a.to = other_addr);
+        (
+            v2_header(&pr, &accepted, p),
+            402,
+            "invalid_exact_evm_recipient_mismatch",
+        )
+    };
+    let under = {
+        let (p, _) = obol_signed(&accepted, |a| a.value = U256::from(9_999u64));
+        (
+            v2_header(&pr, &accepted, p),
+            402,
+            "invalid_exact_evm_authorization_value",
+        )
+    };
+    let wrong_network = {
+        let mut acc = accepted.clone();
+        acc["network"] = json!("eip155:84532");
+        let (p, _) = obol_signed(&accepted, |_| {});
+        (v2_header(&pr, &acc, p), 402, "no_matching_requirement")
+    };
+    let malformed = ("bm90IGpzb24=".to_string(), 400, "invalid_payment_header");
+    let before = Balances::now(&rail.token);
+    for (what, (header, status, reason)) in [
+        ("tampered amount", tampered),
+        ("tampered signature", tampered_sig),
+        ("expired", expired),
+        ("wrong payTo", wrong_pay_to),
+        ("under-amount", under),
+        ("wrong network", wrong_network),
+        ("malformed", malformed),
+    ] {
+        let r = get(&demo, &[("payment-signature", &header)]);
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let body = json(r);
+        let got = body.get("reason").unwrap_or(&body["error"]).clone();
+        assert_eq!(got, reason, "{what}: {body}");
+    }
+    before.moved(0, "bad payments");
+    assert_eq!(up.requests(), 1);
+
+    // The same fresh payment sent four times at once: served once, paid once.
+    let before = Balances::now(&rail.token);
+    let (p, _) = obol_signed(&accepted, |_| {});
+    let pay = v2_header(&pr, &accepted, p);
+    let codes: Vec<u16> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| get(&demo, &[("payment-signature", &pay)]).status().as_u16()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|c| [200, 409].contains(c)), "{codes:?}");
+    before.moved(10_000, "concurrent copies");
+
+    // Upstream 500: passed through, nothing settled; the same payment works once it is fixed.
+    up.status.store(500, Ordering::SeqCst);
+    let before = Balances::now(&rail.token);
+    let (p, nonce) = obol_signed(&accepted, |_| {});
+    let pay = v2_header(&pr, &accepted, p);
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 500);
+    assert!(!r.headers().contains_key("payment-response"));
+    before.moved(0, "upstream 500");
+    assert!(!rail.token.authorization_state(PAYER_ADDRESS, nonce));
+    up.status.store(200, Ordering::SeqCst);
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 200);
+    before.moved(10_000, "retry after upstream 500");
+
+    // x402 v1 (X-PAYMENT, network name): accepted and settled by the reference v1 scheme.
+    let before = Balances::now(&rail.token);
+    let (p, _) = obol_signed(&accepted, |_| {});
+    let v1 = PaymentPayload::V1(PaymentPayloadV1 {
+        x402_version: 1,
+        scheme: "exact".into(),
+        network: Facilitator::V1_NETWORK.into(),
+        payload: p,
+    });
+    let r = get(&demo, &[("x-payment", &v1.to_header())]);
+    assert_eq!(r.status(), 200, "{}", verifier.log_tail(20));
+    assert!(r.headers().contains_key("x-payment-response"));
+    before.moved(10_000, "v1 payment");
+
+    // Metrics: the CAIP-2 chain on every series, amounts in atomic units.
+    assert_eq!(get(&format!("{base}/services/other/x"), &[]).status(), 402);
+    let metrics_url = format!("{base}/metrics");
+    let scrape = get(&metrics_url, &[]).text().unwrap();
+    let (labels, charged) =
+        series(&scrape, "obol_x402_verifier_charged_requests_total", "demo").unwrap();
+    assert_eq!(
+        labels,
+        r#"chain="eip155:31337",offer_name="demo",offer_namespace="local""#
+    );
+    assert_eq!(charged, 4.0);
+    assert_eq!(
+        series(&scrape, "obol_x402_verifier_charged_amount_total", "demo")
+            .unwrap()
+            .1,
+        40_000.0
+    );
+    assert!(
+        series(&scrape, "obol_x402_verifier_payment_required_total", "demo")
+            .unwrap()
+            .1
+            >= 1.0
+    );
+    assert!(
+        series(&scrape, "obol_x402_verifier_payment_failed_total", "demo")
+            .unwrap()
+            .1
+            >= 8.0
+    );
+    assert!(
+        series(
+            &scrape,
+            "obol_x402_verifier_last_payment_success_seconds",
+            "demo"
+        )
+        .unwrap()
+        .1 > 1.7e9
+    );
+    assert!(series(&scrape, "obol_x402_verifier_requests_total", "other").is_some());
+    assert!(!scrape.contains("chain=\"\""));
+
+    // `obol sell delete` + reload: every series of that offer goes, the others stay.
+    home.run(&["sell", "delete", "other"]);
+    let mut gone = false;
+    for _ in 0..100 {
+        let scrape = get(&metrics_url, &[]).text().unwrap();
+        if !scrape.contains("offer_name=\"other\"") {
+            assert_eq!(
+                series(&scrape, "obol_x402_verifier_charged_requests_total", "demo")
+                    .unwrap()
+                    .1,
+                4.0
+            );
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "series of the deleted offer still present");
+    assert_eq!(get(&format!("{base}/services/other/x"), &[]).status(), 404);
+
+    // Facilitator down: 503 with a retriable JSON body; nothing moves.
+    rail.facilitator.process().kill();
+    let before = Balances::now(&rail.token);
+    let (p, _) = obol_signed(&accepted, |_| {});
+    let r = get(
+        &demo,
+        &[("payment-signature", &v2_header(&pr, &accepted, p))],
+    );
+    assert_eq!(r.status(), 503);
+    let body = json(r);
+    assert_eq!(body["reason"], "facilitator_unreachable", "{body}");
+    assert_eq!(body["retriable"], true);
+    before.moved(0, "facilitator down");
+    assert!(verifier.is_running());
+}
+
+#[test]
+fn forward_auth_verifies_only_and_settle_before_grant_settles() {
+    let rail = Rail::start();
+    let home = Home::new(&rail);
+    let seller = SELLER_ADDRESS.to_string();
+    home.run(&[
+        "sell",
+        "create",
+        "fa",
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--price",
+        "0.05",
+        "--chain",
+        "local",
+        "--pay-to",
+        &seller,
+        "--upstream-auth",
+        UPSTREAM_AUTH,
+    ]);
+    let (mut verifier, base) = home.verifier(&rail.facilitator.url(), "forward-auth", &[]);
+    let log = verifier.log_contents();
+    assert!(
+        log.contains(&format!(
+            "listening on {} mode=forward-auth routes=1 ready=true facilitator={}",
+            base.trim_start_matches("http://"),
+            rail.facilitator.url()
+        )),
+        "{log}"
+    );
+    assert!(!log.contains(UPSTREAM_AUTH), "secrets never logged");
+    let verify = format!("{base}/verify");
+    let fwd = [
+        ("x-forwarded-uri", "/services/fa/v1/chat?stream=1"),
+        ("x-forwarded-host", "seller.example"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-method", "GET"),
+    ];
+
+    assert_eq!(get(&verify, &[]).status(), 403, "missing X-Forwarded-Uri");
+    assert_eq!(get(&verify, &[("x-forwarded-uri", "/free")]).status(), 200);
+    let pr = payment_required(&verify, &fwd);
+    assert_eq!(
+        pr["resource"]["url"],
+        "https://seller.example/services/fa/v1/chat?stream=1"
+    );
+    let accepted = pr["accepts"][0].clone();
+    assert_eq!(accepted["amount"], "50000");
+
+    // Verify only: 200 with the upstream's Authorization, nothing settled on chain.
+    let before = Balances::now(&rail.token);
+    let (p, nonce) = obol_signed(&accepted, |_| {});
+    let pay = v2_header(&pr, &accepted, p);
+    let mut paid = fwd.to_vec();
+    paid.push(("payment-signature", &pay));
+    let r = get(&verify, &paid);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["authorization"], UPSTREAM_AUTH);
+    before.moved(0, "verify-only");
+    assert!(!rail.token.authorization_state(PAYER_ADDRESS, nonce));
+    assert_eq!(get(&verify, &paid).status(), 409, "replay");
+    let scrape = get(&format!("{base}/metrics"), &[]).text().unwrap();
+    assert_eq!(
+        series(&scrape, "obol_x402_verifier_charged_requests_total", "fa")
+            .unwrap()
+            .1,
+        1.0,
+        "verify-only ForwardAuth counts verified as charged"
+    );
+    assert_eq!(
+        series(&scrape, "obol_x402_verifier_payment_verified_total", "fa")
+            .unwrap()
+            .1,
+        1.0
+    );
+
+    // --settle-before-grant: the transfer happens before the 200.
+    let (_v2, base2) = home.verifier(
+        &rail.facilitator.url(),
+        "forward-auth",
+        &["--settle-before-grant"],
+    );
+    let before = Balances::now(&rail.token);
+    let (p, nonce) = obol_signed(&accepted, |_| {});
+    let pay = v2_header(&pr, &accepted, p);
+    let mut paid = fwd.to_vec();
+    paid.push(("payment-signature", &pay));
+    let r = get(&format!("{base2}/verify"), &paid);
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("payment-response"));
+    before.moved(50_000, "settle before grant");
+    assert!(rail.token.authorization_state(PAYER_ADDRESS, nonce));
+
+    // Paused: not served.
+    home.run(&["sell", "pause", "fa"]);
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get(&verify, &fwd).status().as_u16();
+        if status == 404 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, 404, "paused offer");
+
+    // SIGTERM: a clean, prompt exit.
+    let term = Command::new("kill")
+        .args(["-TERM", &verifier.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopped = wait_until(Duration::from_secs(10), || {
+        if verifier.is_running() {
+            Err("still running".into())
+        } else {
+            Ok(())
+        }
+    });
+    assert!(stopped.is_ok(), "verifier did not stop on SIGTERM");
+    assert!(verifier.log_contents().contains("shutting down"));
+    assert!(!verifier.log_contents().contains(UPSTREAM_AUTH));
+}
