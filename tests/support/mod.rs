@@ -13,6 +13,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod chain;
+pub mod fake_kube;
 pub mod payment;
 pub mod process;
 pub mod x402_rail;
