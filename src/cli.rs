@@ -77,6 +77,17 @@ pub enum Command {
     #[command(subcommand)]
     Serve(ServeCommand),
 
+    /// What the seller earned: revenue and settlement per offer and chain.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+
+    /// Sign in for the stack's authenticated RPC: the ID token eRPC sends upstream.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+
+    /// Print the Kubernetes manifests: CRDs, verifier, RBAC, monitoring, eRPC auth.
+    Manifests(ManifestsArgs),
+
     /// Print shell completions (bash, zsh, fish).
     Completion(CompletionArgs),
 }
@@ -86,8 +97,22 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 #[command(after_help = "\
-Offers live in a local offers file (pricing.yaml) that `obol serve verifier` reads and
-hot-reloads. Every write is validated first and replaces the file atomically.")]
+Where offers live:
+  - in a cluster, as ServiceOffers, when --kube is given, or when a kubeconfig context is
+    active (--kubeconfig, $KUBECONFIG or ~/.kube/config with a current context, or --context)
+    and neither --offers-file nor OBOL_OFFERS_FILE is given;
+  - otherwise in the local offers file (pricing.yaml) that `obol serve verifier` reads and
+    hot-reloads.
+Every write is validated first: bad input is refused before the file or the cluster is touched.
+On a cluster, `create` applies the ServiceOffer and its routing (Traefik Middleware, Gateway API
+HTTPRoute, owned by the offer) and the verifier (`--route-source kube`) serves it.
+
+Examples:
+  obol sell create demo --upstream http://127.0.0.1:9000 --price 0.01 --pay-to 0xYou \\
+      --offers-file pricing.yaml
+  obol sell create qwen --upstream ollama.llm:11434 --price 0.001 --pay-to 0xYou -n llm
+  obol sell list -A
+  obol sell pause qwen -n llm")]
 pub enum SellCommand {
     /// Create an offer, or update it in place when NAME exists (price, upstream, ...).
     Create(SellCreateArgs),
@@ -99,6 +124,48 @@ pub enum SellCommand {
     Pause(SellNameArgs),
     /// Serve a paused offer again.
     Resume(SellNameArgs),
+}
+
+/// Which Kubernetes cluster, context and namespace (shared by every command that touches a
+/// cluster).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context [default: the current context].
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Namespace [default: the context's, else `default`; `serve verifier`: all namespaces].
+    #[arg(long, short = 'n', value_name = "NAME", env = "OBOL_NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+impl KubeArgs {
+    /// The options `obol::k8s::KubeClient::new` takes.
+    pub fn client_options(&self) -> crate::k8s::ClientOptions {
+        crate::k8s::ClientOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+}
+
+/// Where `obol sell` keeps offers: the offers file or a cluster (see `obol sell --help`).
+#[derive(Debug, Clone, Args)]
+pub struct SellTargetArgs {
+    #[command(flatten)]
+    pub file: OffersFileArgs,
+
+    /// Use the cluster (ServiceOffers) even when an offers file is named.
+    #[arg(long)]
+    pub kube: bool,
+
+    #[command(flatten)]
+    pub cluster: KubeArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -113,8 +180,10 @@ pub struct SellCreateArgs {
     /// Offer name: lowercase letters, digits and '-', at most 63 characters.
     pub name: String,
 
-    /// Where paid requests go, e.g. http://127.0.0.1:9000.
-    #[arg(long, value_name = "URL")]
+    /// Where paid requests go. Offers file: a URL, e.g. http://127.0.0.1:9000. Cluster: a
+    /// Service as SERVICE[.NAMESPACE]:PORT (e.g. ollama.llm:11434; the namespace defaults to
+    /// the offer's), also written http://SERVICE.NAMESPACE.svc.cluster.local:PORT.
+    #[arg(long, value_name = "URL|SERVICE[.NS]:PORT")]
     pub upstream: String,
 
     /// Price per request in the asset's units (USDC), e.g. 0.01.
@@ -125,7 +194,8 @@ pub struct SellCreateArgs {
     #[arg(long, value_name = "CHAIN")]
     pub chain: Option<String>,
 
-    /// Address that receives the payments (defaults to the file's `wallet`).
+    /// Address that receives the payments [default: the offers file's `wallet`; on a cluster,
+    /// the verifier's `wallet`].
     #[arg(long, value_name = "ADDRESS")]
     pub pay_to: Option<String>,
 
@@ -138,6 +208,7 @@ pub struct SellCreateArgs {
     pub description: Option<String>,
 
     /// Authorization header value sent to the upstream on paid requests (e.g. "Bearer sk-...").
+    /// Offers file only.
     #[arg(
         long,
         value_name = "VALUE",
@@ -151,7 +222,7 @@ pub struct SellCreateArgs {
     pub max_timeout_seconds: Option<u64>,
 
     #[command(flatten)]
-    pub file: OffersFileArgs,
+    pub target: SellTargetArgs,
 
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -160,7 +231,11 @@ pub struct SellCreateArgs {
 #[derive(Debug, Args)]
 pub struct SellListArgs {
     #[command(flatten)]
-    pub file: OffersFileArgs,
+    pub target: SellTargetArgs,
+
+    /// On a cluster: the offers of every namespace.
+    #[arg(long, short = 'A')]
+    pub all_namespaces: bool,
 
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -172,7 +247,7 @@ pub struct SellNameArgs {
     pub name: String,
 
     #[command(flatten)]
-    pub file: OffersFileArgs,
+    pub target: SellTargetArgs,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,6 +381,9 @@ pub struct WalletAddressArgs {
 pub enum ServeCommand {
     /// The x402 payment gate: Traefik ForwardAuth endpoint and/or paying reverse proxy.
     Verifier(ServeVerifierArgs),
+    /// The buyer sidecar: an OpenAI-compatible proxy that pays sellers' 402s from a pool of
+    /// pre-signed authorizations (or a live signer) under spend caps.
+    Buyer(ServeBuyerArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -318,10 +396,28 @@ pub enum VerifierMode {
     Both,
 }
 
+/// Where `obol serve verifier` gets its routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RouteSourceArg {
+    /// The offers file's routes.
+    File,
+    /// The cluster's ServiceOffers; the offers file gives only wallet, chain, facilitatorURL
+    /// and verifyOnly.
+    Kube,
+    /// ServiceOffers first, then the offers file's routes.
+    Both,
+}
+
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Endpoints: /verify (ForwardAuth), /healthz, /readyz, /metrics, and in proxy mode every
-offer's path. The offers file is re-read when it changes; no restart is needed.")]
+offer's path. The offers file is re-read when it changes; no restart is needed.
+
+With --route-source kube or both, ServiceOffers are watched (every namespace, or -n) and
+served ahead of the file's routes; /readyz waits for the first complete list. Paused offers
+are answered 404 offer_paused, offers whose RoutePublished condition is False are not served,
+and a broken offer is answered 503 offer_unavailable and gets PaymentGateReady=False with the
+reason on its status. The offers file's `chain` and `wallet` fill what an offer leaves empty.")]
 pub struct ServeVerifierArgs {
     /// Address to listen on (":8080" means all interfaces).
     #[arg(
@@ -358,6 +454,469 @@ pub struct ServeVerifierArgs {
     /// How often to check the offers file for changes.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub reload_interval: Duration,
+
+    /// Where routes come from: the offers file, the cluster's ServiceOffers, or both.
+    #[arg(long, value_enum, default_value_t = RouteSourceArg::File, env = "OBOL_ROUTE_SOURCE")]
+    pub route_source: RouteSourceArg,
+
+    #[command(flatten)]
+    pub cluster: KubeArgs,
+
+    /// Length of each ServiceOffer watch request before it is resumed.
+    #[arg(long, value_name = "DURATION", default_value = "290s", value_parser = parse_duration, hide = true)]
+    pub kube_watch_timeout: Duration,
+}
+
+/// Where `obol serve buyer` reads its upstreams from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BuyerSource {
+    /// Per-upstream config and auth files (--config-dir, --auths-dir).
+    Files,
+    /// PurchaseRequests in the pod's namespace.
+    Kube,
+    /// Both.
+    Both,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Endpoints: POST /v1/chat/completions, /chat/completions, /v1/responses, /responses (routed by
+the body's model, `paid/` and `openai/` prefixes ignored), /upstream/NAME/..., GET /status,
+POST /admin/reload, /healthz, /readyz, /metrics.
+
+Each upstream is a file NAME.json in --config-dir (url, remoteModel, network, payTo, asset,
+price, and the caps maxSpendPerDay, maxTotal, liveSigning) with its pre-signed authorizations
+in --auths-dir/NAME.json. Spent authorizations and budgets are kept in --state: a restart
+never reuses an authorization or resets a budget.
+
+Live signing (upstreams with \"liveSigning\": true, when their pool is empty) uses the wallet
+from --private-key-file, --signer-url or OBOL_PRIVATE_KEY; the keyring is not consulted.")]
+pub struct ServeBuyerArgs {
+    /// Address to listen on (":8402" means all interfaces).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = ":8402",
+        env = "OBOL_LISTEN"
+    )]
+    pub listen: String,
+
+    /// Directory of per-upstream config files [default: $XDG_CONFIG_HOME/obol/buyer/config].
+    #[arg(long, value_name = "DIR", env = "OBOL_BUYER_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// Directory of per-upstream auth files [default: $XDG_CONFIG_HOME/obol/buyer/auths].
+    #[arg(long, value_name = "DIR", env = "OBOL_BUYER_AUTHS_DIR")]
+    pub auths_dir: Option<PathBuf>,
+
+    /// State file: consumed authorizations and budgets [default: $XDG_STATE_HOME/obol/buyer-state.json].
+    #[arg(long, value_name = "FILE", env = "OBOL_BUYER_STATE")]
+    pub state: Option<PathBuf>,
+
+    /// Where upstreams come from.
+    #[arg(long, value_enum, default_value_t = BuyerSource::Files, env = "OBOL_BUYER_SOURCE")]
+    pub source: BuyerSource,
+
+    /// How often to re-read the upstreams (POST /admin/reload also triggers a reload).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub reload_interval: Duration,
+
+    /// Most one live-signed payment may cost, in USDC (pre-signed pools are not affected).
+    #[arg(
+        long,
+        value_name = "USDC",
+        default_value = "0.10",
+        env = "OBOL_MAX_AMOUNT"
+    )]
+    pub max_amount: String,
+
+    #[command(flatten)]
+    pub wallet: WalletSourceArgs,
+}
+
+// ---------------------------------------------------------------------------------------------
+// metrics
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Revenue, charged requests, settlement rate and last payment per offer and chain.
+    #[command(after_help = "\
+Where the numbers come from (one of):
+  --prometheus URL  A Prometheus that scrapes `obol serve verifier` and has obol's recording
+                    rules loaded (`obol metrics rules`): revenue over --window (24h or 7d).
+  --kube            The same Prometheus inside a cluster, reached through the Kubernetes API
+                    server's service proxy: only a kubeconfig is needed, no port-forward.
+                    Default service: monitoring/prometheus-operated:9090 (kube-prometheus-stack).
+  --scrape URL      No Prometheus: read a verifier's /metrics directly. Lifetime totals since
+                    that verifier started; offers deleted since are not counted.
+  (none of them)    OBOL_PROMETHEUS_URL if set, else --scrape http://127.0.0.1:8080/metrics
+                    (a local `obol serve verifier` on its default port).
+
+Columns: CHARGED paid requests that were charged; REVENUE the charged amount, exact, in the
+chain's asset (USDC: 6 decimals); SETTLED payments verified / payment attempts (402 answers,
+verified and failed payments), over the last hour with Prometheus; LAST PAYMENT time since the
+last charge. A TOTAL row per chain follows the offers. \"≈\" marks an estimate: Prometheus
+extrapolates increase() to the window's edges (docs/metrics.md explains what obol does about it).
+
+Examples:
+  obol metrics earnings --prometheus http://127.0.0.1:9090
+  obol metrics earnings --kube --context prod --window 7d --by chain
+  obol metrics earnings --kube --kube-namespace observability --kube-service prometheus:9090
+  obol metrics earnings --scrape http://127.0.0.1:8080/metrics --offer local/demo -o json")]
+    Earnings(MetricsEarningsArgs),
+
+    /// Print the Prometheus recording and alerting rules that `earnings` reads.
+    #[command(after_help = "\
+The same rules `obol manifests` puts in its PrometheusRule. For a Prometheus without the
+operator: `obol metrics rules > x402-rules.yaml`, list the file under `rule_files:` in
+prometheus.yml, and reload Prometheus. Check them with `promtool check rules x402-rules.yaml`.")]
+    Rules,
+}
+
+/// The revenue window of `obol metrics earnings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EarningsWindow {
+    /// The last 24 hours.
+    #[value(name = "24h")]
+    Day,
+    /// The last 7 days.
+    #[value(name = "7d")]
+    Week,
+}
+
+/// How `obol metrics earnings` groups its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum EarningsBy {
+    /// One row per offer and chain, then a total per chain.
+    #[default]
+    Offer,
+    /// One row per chain.
+    Chain,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsEarningsArgs {
+    /// Prometheus base URL, e.g. http://127.0.0.1:9090.
+    #[arg(long, value_name = "URL", env = "OBOL_PROMETHEUS_URL")]
+    pub prometheus: Option<String>,
+
+    /// Query the cluster's Prometheus through the Kubernetes API server (uses the kubeconfig).
+    #[arg(long, conflicts_with = "scrape")]
+    pub kube: bool,
+
+    /// Namespace of the Prometheus service (with --kube).
+    #[arg(long, value_name = "NAMESPACE", default_value = "monitoring")]
+    pub kube_namespace: String,
+
+    /// Prometheus service as NAME:PORT (with --kube); kube-prometheus-stack also has
+    /// `<release>-kube-prometheus-prometheus:9090`.
+    #[arg(
+        long,
+        value_name = "NAME:PORT",
+        default_value = "prometheus-operated:9090"
+    )]
+    pub kube_service: String,
+
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Read a verifier's /metrics instead of Prometheus: lifetime totals since it started.
+    #[arg(long, value_name = "URL")]
+    pub scrape: Option<String>,
+
+    /// Revenue window (Prometheus only) [default: 24h].
+    #[arg(long, value_enum)]
+    pub window: Option<EarningsWindow>,
+
+    /// Rows per offer (and chain) or per chain.
+    #[arg(long, value_enum, default_value_t)]
+    pub by: EarningsBy,
+
+    /// Only this offer: NAMESPACE/NAME (offers of `obol sell create` are in namespace `local`),
+    /// or NAME in any namespace.
+    #[arg(long, value_name = "NS/NAME")]
+    pub offer: Option<String>,
+
+    /// `table` for people; `json` for scripts (the same numbers, stable field names).
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+// ---------------------------------------------------------------------------------------------
+// auth
+
+#[derive(Debug, Subcommand)]
+#[command(after_help = "\
+How it fits together: `obol auth login` signs you in to an OpenID Connect issuer (Google by
+default) in your browser, checks the ID token it gets back (signature, issuer, audience,
+expiry, nonce) and writes it to the Kubernetes Secret erpc/obol-oauth-token, key `token`.
+eRPC reads that Secret as OBOL_OAUTH_TOKEN and sends it upstream (X-Nodecore-Token). ID tokens
+live about an hour: `obol auth refresh` gets a new one with the refresh token, and
+`obol auth refresh --watch` keeps doing so, on a laptop or in a pod.
+
+Where things are kept:
+  ID token        Secret erpc/obol-oauth-token key `token` (--secret-namespace, --secret-name)
+  refresh token   the OS keyring (service obol, entry oauth-refresh-token); without a usable
+                  keyring, $XDG_DATA_HOME/obol/oauth-refresh-token.json (mode 0600), and obol
+                  says so when it writes it. OBOL_KEYRING=off skips the keyring.
+  who/which cluster  $XDG_STATE_HOME/obol/auth.json (no secrets)
+  client settings    flags, OBOL_OAUTH_* variables, or $XDG_CONFIG_HOME/obol/auth.yaml
+
+Examples:
+  obol auth login --client-id 1234-abc.apps.googleusercontent.com --client-secret GOCSPX-...
+  obol auth login --no-browser --callback-port 8765     # over SSH: ssh -L 8765:127.0.0.1:8765
+  obol auth status
+  obol auth refresh --watch
+  obol auth logout")]
+pub enum AuthCommand {
+    /// Sign in with your browser and hand the ID token to eRPC.
+    #[command(after_help = "\
+What happens:
+  1. obol reads the issuer's discovery document and checks that the cluster answers.
+  2. It listens on http://127.0.0.1:PORT/callback (loopback only; a random port unless
+     --callback-port), prints the sign-in URL and opens it in your browser.
+  3. You sign in; the issuer redirects the browser to the callback with a one-time code.
+     obol checks `state`, exchanges the code (PKCE S256) and checks the ID token.
+  4. The ID token goes to Secret erpc/obol-oauth-token (key `token`); the refresh token to the
+     OS keyring (or a 0600 file, announced); eRPC's Deployment is restarted by changing its
+     pod-template annotation obol.org/oauth-token-hash, unless Stakater Reloader watches the
+     Secret (annotation secret.reloader.stakater.com/reload) or --no-restart is given.
+
+Without a browser on this machine (SSH, containers): use --no-browser, open the printed URL
+anywhere, and when the browser ends on an unreachable http://127.0.0.1:PORT/callback?... page,
+copy that full URL from the address bar and paste it here. Or forward the port:
+`ssh -L 8765:127.0.0.1:8765 host` and `obol auth login --callback-port 8765`.
+
+Google: create an OAuth client of type \"Desktop app\" and pass its id and secret; obol asks
+for offline access (access_type=offline, prompt=consent) so that a refresh token is issued.
+Other issuers: the client must allow the redirect URI http://127.0.0.1/callback on any port
+and the scope offline_access.
+
+Examples:
+  obol auth login --client-id 1234-abc.apps.googleusercontent.com --client-secret GOCSPX-...
+  OBOL_OAUTH_CLIENT_ID=obol-cli obol auth login --issuer https://id.example.com
+  obol auth login --no-browser --context prod")]
+    Login(AuthLoginArgs),
+
+    /// Get a fresh ID token with the stored refresh token and hand it to eRPC.
+    #[command(after_help = "\
+The refresh token comes from this machine's store (the one `obol auth login` filled) or, with
+--from-secret NAMESPACE/NAME, from a Secret with keys client_id, refresh_token, and optionally
+client_secret and issuer (for a refresher running in the cluster). When the issuer rotates
+refresh tokens, the new one replaces the old one where it was found; when it returns none
+(Google), the old one is kept.
+
+--watch keeps running: it refreshes now, then about 15 minutes before each token expires
+(every ~45 minutes for Google's 1-hour tokens; at 75% of the lifetime for tokens shorter than
+an hour), retries with backoff when the issuer or the cluster is unreachable, and stops on
+SIGTERM/Ctrl-C or when the grant was revoked (exit 1: sign in again).
+
+Examples:
+  obol auth refresh
+  obol auth refresh --watch
+  obol auth refresh --watch --from-secret erpc/nodecore-oauth-refresh --log-format json")]
+    Refresh(AuthRefreshArgs),
+
+    /// Who is signed in, until when, and whether the Secret holds that token.
+    #[command(after_help = "\
+Shows the signed-in account (email, subject), the ID token's expiry, whether the Secret holds
+the token obol last wrote (compared by hash), and where the refresh token is stored. Never
+prints a token. The Secret check needs the cluster; without it the rest is still shown.
+
+Examples:
+  obol auth status
+  obol auth status -o json")]
+    Status(AuthStatusArgs),
+
+    /// Sign out: revoke the refresh token, empty the Secret, delete what is stored.
+    #[command(after_help = "\
+Revokes the refresh token at the issuer (when it has a revocation endpoint), empties the
+Secret's `token` (and restarts eRPC so it stops sending it, unless --no-restart), and deletes
+the stored refresh token and the session record. Running it again is harmless. If revoking
+fails (issuer unreachable), everything else is done but the refresh token is kept, so that
+running `obol auth logout` again can retry; --no-revoke skips revocation.
+
+Examples:
+  obol auth logout
+  obol auth logout --no-revoke --context prod")]
+    Logout(AuthLogoutArgs),
+}
+
+/// The OAuth client and issuer.
+#[derive(Debug, Clone, Args)]
+pub struct AuthClientArgs {
+    /// OpenID Connect issuer [login default: https://accounts.google.com; later commands: the
+    /// one you logged in to].
+    #[arg(long, value_name = "URL", env = "OBOL_OAUTH_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// OAuth client id (Google: a "Desktop app" client).
+    #[arg(long, value_name = "ID", env = "OBOL_OAUTH_CLIENT_ID")]
+    pub client_id: Option<String>,
+
+    /// OAuth client secret, if the client has one (Google Desktop clients do).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OBOL_OAUTH_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+}
+
+/// The cluster, the token Secret and the eRPC Deployment.
+#[derive(Debug, Clone, Args)]
+pub struct AuthClusterArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Namespace of the token Secret and of the eRPC Deployment [default: erpc].
+    #[arg(long, value_name = "NAME", env = "OBOL_OAUTH_SECRET_NAMESPACE")]
+    pub secret_namespace: Option<String>,
+
+    /// Name of the token Secret [default: obol-oauth-token].
+    #[arg(long, value_name = "NAME", env = "OBOL_OAUTH_SECRET_NAME")]
+    pub secret_name: Option<String>,
+
+    /// The eRPC Deployment restarted after a token change [default: erpc].
+    #[arg(long, value_name = "NAME")]
+    pub erpc_deployment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthLoginArgs {
+    #[command(flatten)]
+    pub client: AuthClientArgs,
+
+    #[command(flatten)]
+    pub cluster: AuthClusterArgs,
+
+    /// Listen for the browser's redirect on this port of 127.0.0.1 [default: a free one].
+    #[arg(long, value_name = "PORT")]
+    pub callback_port: Option<u16>,
+
+    /// Do not open a browser: print the URL, and accept the final redirect URL pasted on stdin.
+    #[arg(long)]
+    pub no_browser: bool,
+
+    /// Do not restart eRPC after writing the Secret.
+    #[arg(long)]
+    pub no_restart: bool,
+
+    /// How long to wait for the sign-in.
+    #[arg(long, value_name = "DURATION", default_value = "180s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Preselect this account on the issuer's sign-in page (e.g. your email).
+    #[arg(long, value_name = "HINT")]
+    pub login_hint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthRefreshArgs {
+    #[command(flatten)]
+    pub client: AuthClientArgs,
+
+    #[command(flatten)]
+    pub cluster: AuthClusterArgs,
+
+    /// Keep refreshing before each token expires, until stopped (fit to run in a pod).
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Read client_id, client_secret, refresh_token (and issuer) from this Secret instead of
+    /// this machine's store.
+    #[arg(long, value_name = "NAMESPACE/NAME", env = "OBOL_OAUTH_FROM_SECRET")]
+    pub from_secret: Option<String>,
+
+    /// Do not restart eRPC after writing the Secret.
+    #[arg(long)]
+    pub no_restart: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthStatusArgs {
+    #[command(flatten)]
+    pub cluster: AuthClusterArgs,
+
+    /// `table` for people; `json` for scripts (never contains a token).
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthLogoutArgs {
+    #[command(flatten)]
+    pub client: AuthClientArgs,
+
+    #[command(flatten)]
+    pub cluster: AuthClusterArgs,
+
+    /// Do not revoke the refresh token at the issuer (only forget it here).
+    #[arg(long)]
+    pub no_revoke: bool,
+
+    /// Do not restart eRPC after emptying the Secret.
+    #[arg(long)]
+    pub no_restart: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// manifests
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Prints one YAML stream, in apply order: the CRDs serviceoffers.obol.org and
+purchaserequests.obol.org; the verifier's Namespace, ServiceAccount, ClusterRole
+(ServiceOffers get/list/watch, serviceoffers/status patch) and binding, ConfigMap
+x402-pricing, Deployment and Service x402-verifier:8080; the ServiceMonitor, the buyer
+PodMonitor and the PrometheusRule (prometheus-operator); in namespace erpc the Secret
+obol-oauth-token (no data), the Roles oauth-token-writer and erpc-restarter with their
+RoleBindings, and the ConfigMap erpc-obol-values holding the eRPC Helm values.
+Nothing is sent to a cluster. docs/kubernetes.md explains each object.
+
+Examples:
+  obol manifests | kubectl apply -f -
+  obol manifests --namespace payments --image registry.example/obol:dev > obol.yaml
+  obol manifests --no-monitoring --no-erpc | kubectl apply --server-side -f -")]
+pub struct ManifestsArgs {
+    /// Namespace of the verifier.
+    #[arg(long, short = 'n', value_name = "NAME", default_value = "x402")]
+    pub namespace: String,
+
+    /// Container image of obol [default: ghcr.io/obolnetwork/obol:<this version>].
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// `chain` of the verifier's base config, for offers that name none.
+    #[arg(long, value_name = "CHAIN")]
+    pub chain: Option<String>,
+
+    /// `facilitatorURL` of the verifier's base config.
+    #[arg(long, value_name = "URL")]
+    pub facilitator: Option<String>,
+
+    /// `wallet` of the verifier's base config: payTo of offers that name none.
+    #[arg(long, value_name = "ADDRESS")]
+    pub wallet: Option<String>,
+
+    /// Leave out ServiceMonitor, PodMonitor and PrometheusRule (no prometheus-operator).
+    #[arg(long)]
+    pub no_monitoring: bool,
+
+    /// Leave out the eRPC token Secret, its Roles and bindings, and the eRPC values.
+    #[arg(long)]
+    pub no_erpc: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,9 +4,13 @@
 //! errors to exit codes. Dependencies point one way:
 //! `commands -> {offers, verifier, buyer} -> x402`.
 
+pub mod auth;
 pub mod buyer;
 pub mod cli;
 pub mod commands;
+pub mod earnings;
+pub mod k8s;
+pub mod manifests;
 pub mod offers;
 pub mod paths;
 pub mod verifier;

@@ -4,6 +4,9 @@
 //! collection can prompt and hang forever, and a CLI must not. When the keyring is missing,
 //! fails or hangs, the key goes to a 0600 file in a 0700 directory and the caller is told why,
 //! so it can say so loudly. The key itself never appears in an error or a log line.
+//!
+//! The same mechanism keeps other secrets: [`Keystore::for_secret`] names another keyring entry
+//! and fallback file (e.g. `obol auth`'s refresh token).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,7 @@ use std::time::Duration;
 
 const SERVICE: &str = "obol";
 const USER: &str = "wallet-private-key";
+const WALLET_FILE: &str = "wallet.key";
 
 /// How long one keyring call may take before obol gives up on the keyring.
 pub const DEFAULT_KEYRING_TIMEOUT: Duration = Duration::from_secs(3);
@@ -57,15 +61,23 @@ impl std::fmt::Display for KeyLocation {
 /// The key store: the OS keyring first, the fallback file second.
 #[derive(Debug, Clone)]
 pub struct Keystore {
+    /// Keyring entry: service `obol`, this user name.
+    user: String,
     fallback_file: PathBuf,
     timeout: Duration,
     use_keyring: bool,
 }
 
 impl Keystore {
-    /// The default store: keyring, falling back to `$XDG_DATA_HOME/obol/wallet.key`.
+    /// The wallet key store: keyring, falling back to `$XDG_DATA_HOME/obol/wallet.key`.
     /// `OBOL_KEYRING=off` skips the keyring; `OBOL_KEYRING_TIMEOUT_MS` changes the time limit.
     pub fn new() -> Self {
+        Self::for_secret(USER, WALLET_FILE)
+    }
+
+    /// A store for another secret: keyring entry service `obol` / user `user`, falling back to
+    /// `$XDG_DATA_HOME/obol/<file_name>`. Same environment switches as [`Keystore::new`].
+    pub fn for_secret(user: &str, file_name: &str) -> Self {
         let timeout = std::env::var("OBOL_KEYRING_TIMEOUT_MS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -76,10 +88,17 @@ impl Keystore {
             Ok("off" | "file" | "0" | "false")
         );
         Keystore {
-            fallback_file: crate::paths::data_dir().join("wallet.key"),
+            user: user.to_owned(),
+            fallback_file: crate::paths::data_dir().join(file_name),
             timeout,
             use_keyring,
         }
+    }
+
+    /// The same store with another fallback file (tests, or a caller with its own layout).
+    pub fn with_fallback_file(mut self, path: PathBuf) -> Self {
+        self.fallback_file = path;
+        self
     }
 
     /// Skip the keyring and use only the file (`--insecure-storage`).
@@ -96,7 +115,9 @@ impl Keystore {
     pub fn store(&self, key_hex: &str) -> Result<KeyLocation, KeystoreError> {
         let why = if self.use_keyring {
             let secret = key_hex.to_owned();
-            match keyring_call(self.timeout, move |entry| entry.set_password(&secret)) {
+            match keyring_call(&self.user, self.timeout, move |entry| {
+                entry.set_password(&secret)
+            }) {
                 Ok(()) => {
                     // A stale fallback file would shadow nothing, but it is a plaintext copy.
                     let _ = std::fs::remove_file(&self.fallback_file);
@@ -117,7 +138,7 @@ impl Keystore {
     /// Loads the key: the keyring first, then the fallback file. `Ok(None)` when neither has one.
     pub fn load(&self) -> Result<Option<(String, KeyLocation)>, KeystoreError> {
         let why = if self.use_keyring {
-            match keyring_call(self.timeout, |entry| entry.get_password()) {
+            match keyring_call(&self.user, self.timeout, |entry| entry.get_password()) {
                 Ok(key) => return Ok(Some((key, KeyLocation::Keyring))),
                 Err(why) => why,
             }
@@ -135,6 +156,47 @@ impl Keystore {
             None => Ok(None),
         }
     }
+
+    /// Removes the secret from the keyring and the fallback file. Idempotent: a secret that is
+    /// in neither place is not an error. Returns where one was removed from; a keyring that
+    /// cannot be reached is reported in `keyring_error` (the file is removed regardless).
+    pub fn delete(&self) -> Result<Deleted, KeystoreError> {
+        let mut out = Deleted::default();
+        if self.use_keyring {
+            match keyring_call(&self.user, self.timeout, |entry| {
+                match entry.delete_credential() {
+                    Ok(()) => Ok(true),
+                    Err(keyring_core::Error::NoEntry) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }) {
+                Ok(removed) => out.keyring = removed,
+                Err(why) => out.keyring_error = Some(why),
+            }
+        }
+        match std::fs::remove_file(&self.fallback_file) {
+            Ok(()) => out.file = Some(self.fallback_file.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(KeystoreError::Write {
+                    path: self.fallback_file.clone(),
+                    source,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What [`Keystore::delete`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// An entry was removed from the OS keyring.
+    pub keyring: bool,
+    /// The fallback file that was removed.
+    pub file: Option<PathBuf>,
+    /// Why the keyring could not be asked (it may still hold the secret).
+    pub keyring_error: Option<String>,
 }
 
 impl Default for Keystore {
@@ -146,12 +208,14 @@ impl Default for Keystore {
 /// Runs one keyring operation on a fresh thread; gives up after `timeout`.
 /// The error is a sentence saying why the keyring could not be used (never the secret).
 fn keyring_call<T: Send + 'static>(
+    user: &str,
     timeout: Duration,
     op: impl FnOnce(&keyring_core::Entry) -> keyring_core::Result<T> + Send + 'static,
 ) -> Result<T, String> {
     let (tx, rx) = mpsc::channel();
+    let user = user.to_owned();
     std::thread::spawn(move || {
-        let result = open_entry().and_then(|entry| op(&entry).map_err(describe));
+        let result = open_entry(&user).and_then(|entry| op(&entry).map_err(describe));
         let _ = tx.send(result);
     });
     match rx.recv_timeout(timeout) {
@@ -164,21 +228,21 @@ fn keyring_call<T: Send + 'static>(
 }
 
 #[cfg(target_os = "linux")]
-fn open_entry() -> Result<keyring_core::Entry, String> {
+fn open_entry(user: &str) -> Result<keyring_core::Entry, String> {
     use keyring_core::api::CredentialStoreApi;
     let store = zbus_secret_service_keyring_store::Store::new()
         .map_err(|e| format!("no OS keyring is available ({})", describe(e)))?;
-    store.build(SERVICE, USER, None).map_err(describe)
+    store.build(SERVICE, user, None).map_err(describe)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_entry() -> Result<keyring_core::Entry, String> {
+fn open_entry(_user: &str) -> Result<keyring_core::Entry, String> {
     Err("this build has no OS keyring support on this platform".to_owned())
 }
 
 fn describe(err: keyring_core::Error) -> String {
     match err {
-        keyring_core::Error::NoEntry => "the keyring holds no obol key".to_owned(),
+        keyring_core::Error::NoEntry => "the keyring holds no such obol entry".to_owned(),
         // Other variants carry platform messages, never the secret.
         other => other.to_string(),
     }
@@ -283,6 +347,7 @@ mod tests {
 
     fn file_store(dir: &Path) -> Keystore {
         Keystore {
+            user: USER.to_owned(),
             fallback_file: dir.join("sub").join("wallet.key"),
             timeout: Duration::from_millis(200),
             use_keyring: false,
@@ -317,6 +382,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("wallet.key")]);
+    }
+
+    #[test]
+    fn delete_is_idempotent_and_removes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Keystore::for_secret("oauth-refresh-token", "oauth-refresh-token")
+            .file_only()
+            .with_fallback_file(dir.path().join("rt"));
+        store.store("rt-value").unwrap();
+        let d = store.delete().unwrap();
+        assert_eq!(d.file.as_deref(), Some(dir.path().join("rt").as_path()));
+        assert!(!d.keyring);
+        assert!(store.load().unwrap().is_none());
+        assert_eq!(store.delete().unwrap(), Deleted::default());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod keystore;
 pub mod ledger;
 pub mod pay;
 pub mod policy;
+pub mod sidecar;
 pub mod wallet;
 
 pub use keystore::{KeyLocation, Keystore};

@@ -1,9 +1,13 @@
 //! One module per command group: turn parsed arguments into library calls and render output.
 
+mod auth;
 mod buy;
 mod completion;
+mod manifests;
+mod metrics;
 mod sell;
 mod serve;
+mod serve_buyer;
 mod wallet;
 
 use std::fmt;
@@ -17,6 +21,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Buy(cmd) => buy::run(cmd).await,
         Command::Wallet(cmd) => wallet::run(cmd).await,
         Command::Serve(cmd) => serve::run(cmd).await,
+        Command::Metrics(cmd) => metrics::run(cmd).await,
+        Command::Auth(cmd) => auth::run(cmd).await,
+        Command::Manifests(args) => manifests::run(args),
         Command::Completion(args) => completion::run(args),
     }
 }

@@ -1,68 +1,107 @@
-//! `obol sell create|list|delete|pause|resume` on the local offers file.
+//! `obol sell create|list|delete|pause|resume`, on the local offers file or on a cluster's
+//! ServiceOffers (which one: [`select`], documented in `obol sell --help`).
 
 use std::path::PathBuf;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use super::{Hinted, WithHint as _};
-use crate::cli::{OffersFileArgs, OutputFormat, SellCommand, SellCreateArgs, SellListArgs};
+use crate::cli::{
+    OffersFileArgs, OutputFormat, SellCommand, SellCreateArgs, SellListArgs, SellNameArgs,
+    SellTargetArgs,
+};
+use crate::k8s::{KubeClient, active_context};
+use crate::offers::cluster::{
+    self, ClusterOfferError, ClusterOfferSpec, ClusterOfferView, ClusterStore,
+};
 use crate::offers::{self, Created, OfferError, OfferSpec, OfferStore, OfferView};
 use crate::x402::networks::Registry;
 
 pub async fn run(cmd: SellCommand) -> anyhow::Result<()> {
     match cmd {
-        SellCommand::Create(args) => create(args),
-        SellCommand::List(args) => list(args),
-        SellCommand::Delete(args) => {
-            let store = store(&args.file)?;
-            store.delete(&args.name).map_err(|e| explain(e, &store))?;
-            println!(
-                "deleted offer {} from {}",
-                args.name,
-                store.path().display()
-            );
-            Ok(())
-        }
-        SellCommand::Pause(args) => {
-            let store = store(&args.file)?;
-            let changed = store
-                .set_paused(&args.name, true)
-                .map_err(|e| explain(e, &store))?;
-            println!(
-                "{} offer {} in {}",
-                if changed { "paused" } else { "already paused:" },
-                args.name,
-                store.path().display()
-            );
-            Ok(())
-        }
-        SellCommand::Resume(args) => {
-            let store = store(&args.file)?;
-            let changed = store
-                .set_paused(&args.name, false)
-                .map_err(|e| explain(e, &store))?;
-            println!(
-                "{} offer {} in {}",
-                if changed { "resumed" } else { "not paused:" },
-                args.name,
-                store.path().display()
-            );
-            Ok(())
-        }
+        SellCommand::Create(args) => match select(&args.target).await? {
+            Target::File(store) => create(&store, args),
+            Target::Cluster(store) => cluster_create(&store, args).await,
+        },
+        SellCommand::List(args) => match select(&args.target).await? {
+            Target::File(store) => list(&store, args),
+            Target::Cluster(store) => cluster_list(&store, args).await,
+        },
+        SellCommand::Delete(args) => match select(&args.target).await? {
+            Target::File(store) => {
+                store
+                    .delete(&args.name)
+                    .map_err(|e| explain(e, &store))?;
+                println!(
+                    "deleted offer {} from {}",
+                    args.name,
+                    store.path().display()
+                );
+                Ok(())
+            }
+            Target::Cluster(store) => cluster_delete(&store, &args).await,
+        },
+        SellCommand::Pause(args) => pause(args, true).await,
+        SellCommand::Resume(args) => pause(args, false).await,
     }
+}
+
+/// Where the offers are.
+enum Target {
+    File(OfferStore),
+    Cluster(ClusterStore),
+}
+
+fn registry() -> anyhow::Result<Registry> {
+    Registry::load().with_hint(
+        "fix or remove the networks file (OBOL_NETWORKS or $XDG_CONFIG_HOME/obol/networks.yaml)",
+    )
+}
+
+/// The cluster when `--kube` is given, or when a kubeconfig context is active (or named with
+/// --kubeconfig/--context) and no offers file is named; otherwise the offers file.
+async fn select(t: &SellTargetArgs) -> anyhow::Result<Target> {
+    let registry = registry()?;
+    let opts = t.cluster.client_options();
+    let cluster = if t.kube {
+        true
+    } else if t.file.offers_file.is_some() {
+        false
+    } else if opts.kubeconfig.is_some() || opts.context.is_some() {
+        true
+    } else {
+        match active_context(&opts) {
+            Ok(ctx) => ctx.is_some(),
+            Err(e) => {
+                return Err(Hinted::error(
+                    format!("cannot tell whether a cluster is selected: {e}"),
+                    format!(
+                        "{}; or work on the local offers file with --offers-file FILE",
+                        e.hint()
+                    ),
+                ));
+            }
+        }
+    };
+    if !cluster {
+        return Ok(Target::File(OfferStore::new(file_of(&t.file), registry)));
+    }
+    let client = KubeClient::new(&opts)
+        .await
+        .map_err(|e| Hinted::error(e.to_string(), e.hint()))?;
+    tracing::debug!(
+        "sell: cluster {} ({}), namespace {}",
+        client.server(),
+        client.source(),
+        client.namespace()
+    );
+    Ok(Target::Cluster(ClusterStore::new(client, registry)))
 }
 
 fn file_of(args: &OffersFileArgs) -> PathBuf {
     args.offers_file
         .clone()
         .unwrap_or_else(offers::default_file)
-}
-
-fn store(args: &OffersFileArgs) -> anyhow::Result<OfferStore> {
-    let registry = Registry::load().with_hint(
-        "fix or remove the networks file (OBOL_NETWORKS or $XDG_CONFIG_HOME/obol/networks.yaml)",
-    )?;
-    Ok(OfferStore::new(file_of(args), registry))
 }
 
 /// Adds the hint that fits each failure.
@@ -91,8 +130,7 @@ fn explain(e: OfferError, store: &OfferStore) -> anyhow::Error {
     Hinted::error(e.to_string(), hint)
 }
 
-fn create(args: SellCreateArgs) -> anyhow::Result<()> {
-    let store = store(&args.file)?;
+fn create(store: &OfferStore, args: SellCreateArgs) -> anyhow::Result<()> {
     let spec = OfferSpec {
         name: args.name.clone(),
         upstream: args.upstream,
@@ -104,7 +142,7 @@ fn create(args: SellCreateArgs) -> anyhow::Result<()> {
         upstream_auth: args.upstream_auth,
         max_timeout_seconds: args.max_timeout_seconds,
     };
-    let (what, view) = store.create(&spec).map_err(|e| explain(e, &store))?;
+    let (what, view) = store.create(&spec).map_err(|e| explain(e, store))?;
     match args.output {
         OutputFormat::Json => {
             let out = serde_json::json!({
@@ -115,12 +153,9 @@ fn create(args: SellCreateArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         OutputFormat::Table => {
-            let verb = match what {
-                Created::Created => "created",
-                Created::Updated => "updated",
-            };
             println!(
-                "{verb} offer {}: {}/* -> {} for {} {} on {} ({}), paid to {}{}",
+                "{} offer {}: {}/* -> {} for {} {} on {} ({}), paid to {}{}",
+                verb(what),
                 view.name,
                 view.path,
                 view.upstream.as_deref().unwrap_or("-"),
@@ -141,9 +176,15 @@ fn create(args: SellCreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list(args: SellListArgs) -> anyhow::Result<()> {
-    let store = store(&args.file)?;
-    let offers = store.list().map_err(|e| explain(e, &store))?;
+fn verb(what: Created) -> &'static str {
+    match what {
+        Created::Created => "created",
+        Created::Updated => "updated",
+    }
+}
+
+fn list(store: &OfferStore, args: SellListArgs) -> anyhow::Result<()> {
+    let offers = store.list().map_err(|e| explain(e, store))?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&offers)?),
         OutputFormat::Table => {
@@ -182,4 +223,251 @@ fn table(offers: &[OfferView]) -> Table {
         ]);
     }
     t
+}
+
+async fn pause(args: SellNameArgs, paused: bool) -> anyhow::Result<()> {
+    let (done, already) = if paused {
+        ("paused", "already paused:")
+    } else {
+        ("resumed", "not paused:")
+    };
+    match select(&args.target).await? {
+        Target::File(store) => {
+            let changed = store
+                .set_paused(&args.name, paused)
+                .map_err(|e| explain(e, &store))?;
+            println!(
+                "{} offer {} in {}",
+                if changed { done } else { already },
+                args.name,
+                store.path().display()
+            );
+        }
+        Target::Cluster(store) => {
+            let changed = store
+                .set_paused(&args.name, paused)
+                .await
+                .map_err(|e| explain_cluster(e, &store))?;
+            println!(
+                "{} offer {} in namespace {}{}",
+                if changed { done } else { already },
+                args.name,
+                store.namespace(),
+                match (changed, paused) {
+                    (true, true) =>
+                        " (annotation obol.org/paused=true: the verifier answers its path with 404 offer_paused)",
+                    (true, false) => " (the verifier charges for it again)",
+                    _ => "",
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// cluster
+
+fn explain_cluster(e: ClusterOfferError, store: &ClusterStore) -> anyhow::Error {
+    let ns = store.namespace().to_string();
+    let hint = match &e {
+        ClusterOfferError::BadName(_) => "use e.g. `my-llm-1`".to_string(),
+        ClusterOfferError::BadUpstream(_) => {
+            "on a cluster --upstream names a Service: SERVICE[.NAMESPACE]:PORT, e.g. \
+             ollama.llm:11434 (to sell a URL from this machine, use --offers-file)"
+                .to_string()
+        }
+        ClusterOfferError::BadPath(_) => "use e.g. --path /services/my-offer".to_string(),
+        ClusterOfferError::Invalid(_) => {
+            "nothing was sent to the cluster; fix the values above (price needs at most the \
+             asset's decimals, payTo a 0x address, chain a known network: see networks.yaml)"
+                .to_string()
+        }
+        ClusterOfferError::Kube(k) => k.hint(),
+        ClusterOfferError::NotFound { .. } => {
+            format!("see the offers with `obol sell list -n {ns}` (or -A for every namespace)")
+        }
+        ClusterOfferError::Children { name, source, .. } => format!(
+            "{}; the ServiceOffer exists: fix the cause and run `obol sell create {name}` again, \
+             or remove it with `obol sell delete {name}`",
+            source.hint()
+        ),
+    };
+    Hinted::error(e.to_string(), hint)
+}
+
+async fn cluster_create(store: &ClusterStore, args: SellCreateArgs) -> anyhow::Result<()> {
+    if args.upstream_auth.is_some() {
+        return Err(Hinted::error(
+            "--upstream-auth (OBOL_UPSTREAM_AUTH) is not supported on a cluster",
+            "give the upstream Service its own credentials, or sell from a local offers file \
+             with --offers-file (unset OBOL_UPSTREAM_AUTH if it comes from the environment)",
+        ));
+    }
+    let spec = ClusterOfferSpec {
+        name: args.name.clone(),
+        upstream: args.upstream,
+        price: args.price,
+        chain: args.chain,
+        pay_to: args.pay_to,
+        path: args.path,
+        description: args.description,
+        max_timeout_seconds: args.max_timeout_seconds,
+    };
+    let out = store
+        .create(&spec)
+        .await
+        .map_err(|e| explain_cluster(e, store))?;
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    let client = store.client();
+    let v = &out.view;
+    match args.output {
+        OutputFormat::Json => {
+            let json = serde_json::json!({
+                "result": out.created,
+                "cluster": {
+                    "server": client.server(),
+                    "source": client.source().to_string(),
+                    "namespace": client.namespace(),
+                },
+                "offer": v,
+                "children": out.children,
+                "warnings": out.warnings,
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        OutputFormat::Table => {
+            println!(
+                "{} offer {} in namespace {}: {} -> {} for {} on {}, paid to {}{}",
+                verb(out.created),
+                v.name,
+                v.namespace,
+                v.pattern,
+                v.upstream.as_deref().unwrap_or("-"),
+                price_text(v),
+                chain_text(v),
+                if v.pay_to.is_empty() {
+                    "the verifier's wallet"
+                } else {
+                    &v.pay_to
+                },
+                if v.paused { " [paused]" } else { "" },
+            );
+            println!(
+                "applied ServiceOffer {}/{} and {} on {} ({})",
+                v.namespace,
+                v.name,
+                out.children.join(", "),
+                client.server(),
+                client.source()
+            );
+            println!(
+                "served by `obol serve verifier --route-source kube` (deployed by `obol manifests`)"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn price_text(v: &ClusterOfferView) -> String {
+    if v.price.is_empty() {
+        return "-".into();
+    }
+    match (v.price_model.as_deref(), v.price_written.as_deref()) {
+        (Some("perMTok"), Some(w)) => format!("{} {} ({w}/MTok)", v.price, v.asset_symbol),
+        (Some("perHour"), Some(w)) => format!("{} {} ({w}/hour)", v.price, v.asset_symbol),
+        _ => format!("{} {}", v.price, v.asset_symbol),
+    }
+}
+
+fn chain_text(v: &ClusterOfferView) -> String {
+    if v.chain.is_empty() {
+        "the verifier's chain".into()
+    } else if v.network.is_empty() || v.network == v.chain {
+        v.chain.clone()
+    } else {
+        format!("{} ({})", v.chain, v.network)
+    }
+}
+
+async fn cluster_list(store: &ClusterStore, args: SellListArgs) -> anyhow::Result<()> {
+    let offers = store
+        .list(args.all_namespaces)
+        .await
+        .map_err(|e| explain_cluster(e, store))?;
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&offers)?),
+        OutputFormat::Table => {
+            if offers.is_empty() {
+                println!(
+                    "no ServiceOffers {} (create one with `obol sell create NAME --upstream SERVICE.NAMESPACE:PORT --price USDC`)",
+                    if args.all_namespaces {
+                        "in any namespace".to_string()
+                    } else {
+                        format!("in namespace {}", store.namespace())
+                    }
+                );
+                return Ok(());
+            }
+            let mut t = Table::new();
+            t.load_style(UTF8_FULL_CONDENSED);
+            t.set_header([
+                "NAME",
+                "NAMESPACE",
+                "PRICE",
+                "CHAIN",
+                "PATH",
+                "PAUSED",
+                "READY",
+                "AGE",
+            ]);
+            for o in &offers {
+                t.add_row([
+                    o.name.clone(),
+                    o.namespace.clone(),
+                    price_text(o),
+                    if o.chain.is_empty() {
+                        "(verifier's)".to_string()
+                    } else {
+                        o.chain.clone()
+                    },
+                    o.path.clone(),
+                    if o.paused { "yes" } else { "no" }.to_string(),
+                    o.ready.clone().unwrap_or_else(|| "-".into()),
+                    o.created
+                        .as_deref()
+                        .map(cluster::age)
+                        .unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            println!("{t}");
+            for o in offers.iter().filter(|o| o.problem.is_some()) {
+                println!(
+                    "{}/{} is not served: {}",
+                    o.namespace,
+                    o.name,
+                    o.problem.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn cluster_delete(store: &ClusterStore, args: &SellNameArgs) -> anyhow::Result<()> {
+    let warnings = store
+        .delete(&args.name)
+        .await
+        .map_err(|e| explain_cluster(e, store))?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "deleted ServiceOffer {}/{} (its Middleware and HTTPRoute go with it); the verifier stops charging for it",
+        store.namespace(),
+        args.name
+    );
+    Ok(())
 }

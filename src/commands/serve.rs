@@ -1,7 +1,10 @@
 //! `obol serve verifier`.
 
-use crate::cli::{ServeCommand, ServeVerifierArgs, VerifierMode};
+use crate::cli::{RouteSourceArg, ServeCommand, ServeVerifierArgs, VerifierMode};
+use crate::k8s::KubeClient;
 use crate::offers;
+use crate::verifier::kube_source::KubeWatch;
+use crate::verifier::routes::SourceKind;
 use crate::verifier::{self, Mode, VerifierConfig};
 use crate::x402::networks::Registry;
 
@@ -10,6 +13,7 @@ use super::WithHint as _;
 pub async fn run(cmd: ServeCommand) -> anyhow::Result<()> {
     match cmd {
         ServeCommand::Verifier(args) => serve_verifier(args).await,
+        ServeCommand::Buyer(args) => super::serve_buyer::run(args).await,
     }
 }
 
@@ -17,6 +21,37 @@ async fn serve_verifier(args: ServeVerifierArgs) -> anyhow::Result<()> {
     let registry = Registry::load().with_hint(
         "fix or remove the networks file (OBOL_NETWORKS or $XDG_CONFIG_HOME/obol/networks.yaml)",
     )?;
+    let route_source = match args.route_source {
+        RouteSourceArg::File => SourceKind::File,
+        RouteSourceArg::Kube => SourceKind::Kube,
+        RouteSourceArg::Both => SourceKind::Both,
+    };
+    let kube = if route_source.kube() {
+        let client = KubeClient::new(&args.cluster.client_options())
+            .await
+            .map_err(|e| {
+                let hint = e.hint();
+                super::Hinted::error(
+                    format!("--route-source {}: {e}", route_source.as_str()),
+                    hint,
+                )
+            })?;
+        // Not fatal: the watch retries with backoff, and /readyz stays 503 until it lists.
+        if let Err(e) = client
+            .check_reachable(std::time::Duration::from_secs(5))
+            .await
+        {
+            tracing::warn!("{e} (hint: {}); retrying in the background", e.hint());
+        }
+        Some(KubeWatch {
+            client,
+            namespace: args.cluster.namespace.clone().filter(|n| !n.is_empty()),
+            watch_timeout: Some(args.kube_watch_timeout),
+            write_status: true,
+        })
+    } else {
+        None
+    };
     let config = VerifierConfig {
         listen: args.listen,
         offers_file: args.file.offers_file.unwrap_or_else(offers::default_file),
@@ -31,6 +66,8 @@ async fn serve_verifier(args: ServeVerifierArgs) -> anyhow::Result<()> {
         settle_timeout: args.settle_timeout,
         reload_interval: args.reload_interval,
         registry,
+        route_source,
+        kube,
     };
     let hint = match &config.facilitator {
         Some(_) => {

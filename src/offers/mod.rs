@@ -7,8 +7,12 @@
 //! - [`resolve`]: a rule becomes a resolved [`Route`] (CAIP-2 network, asset, atomic price,
 //!   payTo, x402 requirement); [`validate`] is what every write passes first.
 //! - [`store`]: `sell create|list|delete|pause|resume` on the local offers file.
+//! - [`kube`]: a ServiceOffer as a route rule (what the verifier serves from a cluster).
+//! - [`cluster`]: `sell create|list|delete|pause|resume` on ServiceOffers in a cluster.
 
+pub mod cluster;
 pub mod config;
+pub mod kube;
 pub mod matcher;
 pub mod resolve;
 pub mod store;
@@ -16,6 +20,7 @@ pub mod store;
 pub use config::{
     DEFAULT_CHAIN, DEFAULT_FACILITATOR_URL, FileError, LOCAL_NAMESPACE, PricingConfig, RouteRule,
 };
+pub use kube::{OfferProblem, Rendered, from_service_offer};
 pub use matcher::{Matcher, Pattern, path_of};
 pub use resolve::{InvalidOffers, Problem, Route, resolve, validate};
 pub use store::{Created, OfferError, OfferSpec, OfferStore, OfferView};

@@ -282,6 +282,30 @@ pub fn resolve_rule(
     resolve_rule_cached(cfg, registry, index, rule, &mut Shared::default())
 }
 
+/// Resolves rules one at a time against one file's `chain` and `wallet`, sharing one
+/// `Arc<Network>` per chain and one `Arc<Asset>` per asset between them (the verifier's
+/// ServiceOffer routes, each resolved on its own so that a broken one does not stop the rest).
+pub struct Resolver<'a> {
+    cfg: &'a PricingConfig,
+    registry: &'a Registry,
+    shared: Shared,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(cfg: &'a PricingConfig, registry: &'a Registry) -> Self {
+        Resolver {
+            cfg,
+            registry,
+            shared: Shared::default(),
+        }
+    }
+
+    /// [`resolve_rule`] with the shared networks and assets.
+    pub fn resolve(&mut self, index: usize, rule: &RouteRule) -> Result<Route, Vec<String>> {
+        resolve_rule_cached(self.cfg, self.registry, index, rule, &mut self.shared)
+    }
+}
+
 /// What routes of one file share: one `Arc<Network>` per chain name, one `Arc<Asset>` per
 /// distinct asset (10,000 offers on one chain hold one copy of each).
 #[derive(Default)]

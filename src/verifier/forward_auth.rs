@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::routes::Lookup;
 use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER, error_json};
 use crate::offers::path_of;
 
@@ -48,9 +49,12 @@ pub async fn handle(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
             None,
         );
     }
-    let Some(live) = table.find(path_of(uri)).cloned() else {
+    let live = match table.lookup(path_of(uri)) {
+        Lookup::Route(live) => Arc::clone(live),
+        // A broken offer: fail closed.
+        Lookup::Unavailable(u) => return u.response(),
         // Not a paid route: free.
-        return StatusCode::OK.into_response();
+        Lookup::None => return StatusCode::OK.into_response(),
     };
     if live.route.paused {
         return error_json(

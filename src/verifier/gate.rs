@@ -14,16 +14,18 @@
 use std::sync::Arc;
 
 use alloy_primitives::Address;
+use arc_swap::ArcSwapOption;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::replay::{Claim, ReplayGuard, ReplayKey, Replayed};
 use super::routes::{LiveRoute, RouteTable};
 use crate::offers::Route;
-use crate::x402::codec::{PAYMENT_REQUIRED, PAYMENT_SIGNATURE, X_PAYMENT};
+use crate::x402::codec::{PAYMENT_SIGNATURE, X_PAYMENT};
 use crate::x402::eip3009::{self, Expected};
 use crate::x402::facilitator::FacilitatorError;
 use crate::x402::wire::{PaymentPayload, ResourceInfo, SettleResponse};
@@ -183,7 +185,24 @@ pub fn payment_required(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return resp;
     }
-    // The requirement is pre-serialised per route; the rest is small.
+    let (body, encoded) = render_v2(route, resource_url, error);
+    if html {
+        let mut resp = v2_response(Body::from(html_page(route, resource_url)), encoded);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return resp;
+    }
+    v2_response(Body::from(body), encoded)
+}
+
+/// The error of a 402 to a request without a payment.
+pub const PAYMENT_SIGNATURE_REQUIRED: &str = "PAYMENT-SIGNATURE header is required";
+
+/// The v2 402 body and its base64 `PAYMENT-REQUIRED` header value. The requirement is
+/// pre-serialised per route; the rest is small.
+fn render_v2(route: &Route, resource_url: &str, error: &str) -> (Bytes, HeaderValue) {
     let resource = ResourceInfo {
         url: resource_url.to_string(),
         description: Some(description(route, resource_url)),
@@ -195,22 +214,72 @@ pub fn payment_required(
         serde_json::to_string(&resource).unwrap_or_else(|_| "{}".into()),
         route.requirement_json,
     );
-    let bytes = body.into_bytes();
-    let encoded = b64(&bytes);
-    let mut builder = Response::builder()
-        .status(StatusCode::PAYMENT_REQUIRED)
-        .header(header::CACHE_CONTROL, "no-store")
-        .header(PAYMENT_REQUIRED, encoded);
-    let body = if html {
-        builder = builder.header(header::CONTENT_TYPE, "text/html; charset=utf-8");
-        Body::from(html_page(route, resource_url))
-    } else {
-        builder = builder.header(header::CONTENT_TYPE, "application/json");
-        Body::from(bytes)
-    };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::PAYMENT_REQUIRED.into_response())
+    let encoded = HeaderValue::from_maybe_shared(Bytes::from(b64(body.as_bytes())))
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    (Bytes::from(body), encoded)
+}
+
+/// A 402 with the v2 headers (JSON content type; the HTML page replaces it).
+fn v2_response(body: Body, payment_required: HeaderValue) -> Response {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::PAYMENT_REQUIRED;
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        HeaderName::from_static(PAYMENT_REQUIRED_LOWER),
+        payment_required,
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// `PAYMENT-REQUIRED` as a header name (lower case, as `HeaderName::from_static` wants it).
+const PAYMENT_REQUIRED_LOWER: &str = "payment-required";
+
+/// The last unpaid 402 a route rendered, for the resource URL it was rendered for. Clients
+/// probe the same URL again and again (an agent before paying, a crawler, a load balancer's
+/// health check), and the answer depends only on the route and that URL, so a repeat costs one
+/// string comparison and two reference-count increments instead of JSON + base64 rendering.
+/// One entry per route: a miss renders and replaces it. A reload builds new routes, so a cached
+/// answer never outlives the route it was rendered from.
+#[derive(Debug, Default)]
+pub struct UnpaidCache(ArcSwapOption<Rendered402>);
+
+#[derive(Debug)]
+pub struct Rendered402 {
+    resource_url: Box<str>,
+    body: Bytes,
+    header: HeaderValue,
+}
+
+/// The 402 to a request without a payment (v2; the HTML page for browsers), from the route's
+/// [`UnpaidCache`] when it was rendered for the same resource URL.
+pub fn unpaid(live: &LiveRoute, resource_url: &str, html: bool) -> Response {
+    if html {
+        return payment_required(
+            &live.route,
+            resource_url,
+            PAYMENT_SIGNATURE_REQUIRED,
+            Style::V2,
+            true,
+        );
+    }
+    if let Some(hit) = &*live.unpaid.0.load()
+        && *hit.resource_url == *resource_url
+    {
+        return v2_response(Body::from(hit.body.clone()), hit.header.clone());
+    }
+    let (body, header) = render_v2(&live.route, resource_url, PAYMENT_SIGNATURE_REQUIRED);
+    let resp = v2_response(Body::from(body.clone()), header.clone());
+    live.unpaid.0.store(Some(Arc::new(Rendered402 {
+        resource_url: resource_url.into(),
+        body,
+        header,
+    })));
+    resp
 }
 
 fn html_page(route: &Route, resource_url: &str) -> String {
@@ -315,13 +384,7 @@ pub async fn evaluate(
     let (name, value) = match payment_header(headers) {
         None => {
             m.required();
-            return Decision::Refused(payment_required(
-                route,
-                resource_url,
-                "PAYMENT-SIGNATURE header is required",
-                Style::V2,
-                wants_html(headers),
-            ));
+            return Decision::Refused(unpaid(live, resource_url, wants_html(headers)));
         }
         Some(Err(())) => {
             return refuse(error_json(

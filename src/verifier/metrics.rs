@@ -86,8 +86,9 @@ pub struct Metrics {
 
 /// The series of one `(offer_namespace, offer_name, chain)`.
 ///
-/// A series appears in the exposition on its first increment (as in the obol-stack verifier:
-/// 10,000 offers without traffic cost no series). Each child is created at most once, under
+/// The two money counters (`charged_requests`, `charged_amount`) are exported at 0 as soon as
+/// the offer is loaded, so Prometheus sees every charge; the other series appear on their first
+/// increment (10,000 offers without traffic cost only the money series). Each child is created at most once, under
 /// `removed`, so an offer removed by a reload never gets a series back from a request that
 /// still runs against the old table: that request increments a detached counter.
 pub struct OfferSeries {
@@ -194,6 +195,10 @@ impl Metrics {
             charged_amount: OnceLock::new(),
             last_success: OnceLock::new(),
         });
+        // The money counters are exported at 0 from the moment an offer is loaded: Prometheus'
+        // `increase()` cannot count the first charges of a series it first sees already above 0.
+        s.counter(&s.charged_requests, &self.vecs.charged_requests);
+        s.counter(&s.charged_amount, &self.vecs.charged_amount);
         live.insert(key, Arc::clone(&s));
         s
     }
@@ -379,9 +384,11 @@ mod tests {
     fn series_appear_on_first_use() {
         let m = Metrics::new();
         let s = m.series("local", "quiet", "eip155:84532");
-        assert!(lines(&m, "quiet").is_empty());
+        let money = lines(&m, "quiet");
+        assert_eq!(money.len(), 2, "{money:?}");
+        assert!(money.iter().all(|l| l.contains("charged") && l.ends_with(" 0")), "{money:?}");
         s.request();
-        assert_eq!(lines(&m, "quiet").len(), 1);
+        assert_eq!(lines(&m, "quiet").len(), 3);
     }
 
     #[test]

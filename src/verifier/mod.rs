@@ -1,6 +1,8 @@
 //! `obol serve verifier`: the seller's x402 payment gate.
 //!
-//! - [`routes`]: the route table from the offers file, polled and swapped atomically;
+//! - [`routes`]: the route table from the offers file (polled) and the ServiceOffers, merged
+//!   and swapped atomically;
+//! - [`kube_source`]: `--route-source kube|both`: the ServiceOffer watch and status writer;
 //! - [`gate`]: the payment checks shared by both modes, 402 answers, settlement;
 //! - [`forward_auth`]: `/verify` for Traefik ForwardAuth (verify only by default);
 //! - [`proxy`]: the paying reverse proxy (settles after the upstream answered < 400);
@@ -11,6 +13,7 @@
 
 pub mod forward_auth;
 pub mod gate;
+pub mod kube_source;
 pub mod metrics;
 pub mod proxy;
 pub mod replay;
@@ -32,9 +35,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
+use self::kube_source::KubeWatch;
 use self::metrics::Metrics;
 use self::replay::ReplayGuard;
-use self::routes::{RouteSource, RouteTable, Stamp};
+use self::routes::{RouteSource, RouteTable, SourceKind, SourceState, Stamp};
 use crate::x402::facilitator::{FacilitatorClient, FacilitatorConfig};
 use crate::x402::networks::Registry;
 
@@ -76,6 +80,10 @@ pub struct VerifierConfig {
     pub settle_timeout: Duration,
     pub reload_interval: Duration,
     pub registry: Registry,
+    /// `--route-source`: the file, the ServiceOffers, or both.
+    pub route_source: SourceKind,
+    /// The cluster to watch (required with `kube`/`both`).
+    pub kube: Option<KubeWatch>,
 }
 
 /// Why the daemon could not start.
@@ -90,6 +98,8 @@ pub enum ServeError {
     },
     #[error("invalid facilitator URL: {0}")]
     Facilitator(String),
+    #[error("--route-source {0} needs a cluster (no Kubernetes client was configured)")]
+    NoCluster(&'static str),
     #[error("server error: {0}")]
     Server(std::io::Error),
 }
@@ -207,6 +217,9 @@ impl Verifier {
         }
         let metrics = Arc::new(Metrics::new());
         let http = facilitator_http(&facilitator_config)?;
+        if config.route_source.kube() && config.kube.is_none() {
+            return Err(ServeError::NoCluster(config.route_source.as_str()));
+        }
         let source = Arc::new(RouteSource {
             path: config.offers_file.clone(),
             registry: config.registry.clone(),
@@ -215,6 +228,8 @@ impl Verifier {
             http: http.clone(),
             settle_before_grant: config.settle_before_grant,
             metrics: Arc::clone(&metrics),
+            kind: config.route_source,
+            state: SourceState::default(),
         });
         let placeholder_url = config
             .facilitator
@@ -270,15 +285,40 @@ impl Verifier {
     ) -> Result<(), ServeError> {
         let bound = listener.local_addr().map_err(ServeError::Server)?;
         let table = self.state.table.load();
+        let cluster = match &self.config.kube {
+            Some(k) if self.config.route_source.kube() => format!(
+                " cluster={} ({}) namespace={}",
+                k.client.server(),
+                k.client.source(),
+                k.namespace.as_deref().unwrap_or("<all>")
+            ),
+            _ => String::new(),
+        };
         tracing::info!(
-            "obol verifier listening on {bound} mode={} routes={} ready={} facilitator={} offers={}",
+            "obol verifier listening on {bound} mode={} route-source={} routes={} ready={} facilitator={} offers={}{cluster}",
             self.config.mode.as_str(),
+            self.config.route_source.as_str(),
             table.len(),
             table.loaded,
             table.facilitator.base_url(),
             self.config.offers_file.display(),
         );
         drop(table);
+
+        let mut kube_tasks = Vec::new();
+        if let Some(k) = self.config.kube.clone().filter(|_| self.config.route_source.kube()) {
+            if k.write_status {
+                kube_tasks.push(tokio::spawn(kube_source::write_statuses(
+                    k.client.clone(),
+                    self.source.state.reports(),
+                )));
+            }
+            kube_tasks.push(tokio::spawn(kube_source::watch_offers(
+                k,
+                Arc::clone(&self.source),
+                Arc::clone(&self.state.table),
+            )));
+        }
 
         let watcher = tokio::spawn(routes::watch(
             Arc::clone(&self.source),
@@ -319,6 +359,9 @@ impl Verifier {
         };
         watcher.abort();
         pruner.abort();
+        for t in kube_tasks {
+            t.abort();
+        }
         result
     }
 }

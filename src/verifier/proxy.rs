@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 
 use super::AppState;
+use super::routes::Lookup;
 use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER, error_json};
 use crate::offers::{Route, path_of};
 use crate::x402::codec::{PAYMENT_SIGNATURE, X_PAYMENT};
@@ -118,15 +119,19 @@ pub async fn handle(
         );
     }
     let path = path_of(req.uri().path());
-    let Some(live) = table.find(path).cloned() else {
-        return error_json(
-            StatusCode::NOT_FOUND,
-            "not found",
-            "no_route",
-            None,
-            None,
-            None,
-        );
+    let live = match table.lookup(path) {
+        Lookup::Route(live) => Arc::clone(live),
+        Lookup::Unavailable(u) => return u.response(),
+        Lookup::None => {
+            return error_json(
+                StatusCode::NOT_FOUND,
+                "not found",
+                "no_route",
+                None,
+                None,
+                None,
+            );
+        }
     };
     if live.route.paused {
         return error_json(
@@ -138,7 +143,7 @@ pub async fn handle(
             None,
         );
     }
-    let Some(target) = upstream_url(&live.route, req.uri()) else {
+    if live.route.upstream_url.is_none() {
         return error_json(
             StatusCode::NOT_FOUND,
             "offer has no upstream",
@@ -147,21 +152,36 @@ pub async fn handle(
             Some(false),
             None,
         );
-    };
+    }
     let host = host_of(req.headers(), req.uri());
-    let proto = proto_of(req.headers()).to_string();
-    let resource_url = format!(
-        "{proto}://{host}{}",
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-    );
+    let proto = proto_of(req.headers());
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut resource_url =
+        String::with_capacity(proto.len() + 3 + host.len() + path_and_query.len());
+    for part in [proto, "://", host.as_str(), path_and_query] {
+        resource_url.push_str(part);
+    }
     let paid = match gate::evaluate(&app.replay, &table, &live, req.headers(), &resource_url).await
     {
         Decision::Refused(r) => return r,
         Decision::Paid(p) => p,
     };
+    // Checked above: the route has an upstream.
+    let Some(target) = upstream_url(&live.route, req.uri()) else {
+        return error_json(
+            StatusCode::NOT_FOUND,
+            "offer has no upstream",
+            "no_upstream",
+            None,
+            Some(false),
+            None,
+        );
+    };
+    let proto = proto.to_string();
 
     // Forward.
     let (parts, body) = req.into_parts();

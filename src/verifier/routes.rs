@@ -1,19 +1,30 @@
-//! The route table and its source: the offers file, polled and hot-swapped.
+//! The route table and its sources: the offers file (polled) and, with `--route-source kube`
+//! or `both`, the cluster's ServiceOffers (watched, see [`super::kube_source`]).
 //!
 //! A [`RouteTable`] is immutable; a reload builds a new one off the request path and swaps it
 //! in with one atomic pointer store ([`ArcSwap`]). A request holds the table it started with
 //! until it finishes, so a swap never fails or changes a request in flight.
+//!
+//! The sources are merged like the obol-stack's `ConfigAccumulator`: the file gives the base
+//! (`wallet`, `chain`, `facilitatorURL`, `verifyOnly`) and, with `file` or `both`, its routes;
+//! the ServiceOffers give routes that come first (they win over the file's). Each offer is
+//! resolved on its own against the base (its empty `network`/`payTo` inherit `chain`/`wallet`),
+//! so a broken offer is reported and blocked without stopping the others.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use alloy_primitives::{B256, keccak256};
 use arc_swap::ArcSwap;
 
+use super::gate::UnpaidCache;
+use super::kube_source::{KubeOffer, OfferReport, desired_conditions};
 use super::metrics::{LabelKey, Metrics, OfferSeries};
-use crate::offers::{self, Matcher, PricingConfig, Route};
+use crate::offers::kube::{OfferProblem, Rendered, reason};
+use crate::offers::resolve::{Problem, Resolver};
+use crate::offers::{self, InvalidOffers, Matcher, Pattern, PricingConfig, Route};
 use crate::x402::facilitator::{FacilitatorClient, FacilitatorConfig};
 use crate::x402::networks::Registry;
 
@@ -22,12 +33,56 @@ use crate::x402::networks::Registry;
 pub struct LiveRoute {
     pub route: Route,
     pub series: Arc<OfferSeries>,
+    /// The last unpaid 402 rendered for this route.
+    pub unpaid: UnpaidCache,
+}
+
+/// An offer the verifier knows but cannot serve (its ServiceOffer is broken): its path is
+/// answered 503 `offer_unavailable` instead of being let through for free.
+#[derive(Debug)]
+pub struct Unavailable {
+    pub offer_namespace: String,
+    pub offer_name: String,
+    pub pattern: String,
+    pub reason: String,
+    pub message: String,
+    /// How many served routes come before it in priority order.
+    rank: usize,
+}
+
+impl Unavailable {
+    /// 503 `offer_unavailable`: the seller's offer is broken; nothing is charged or let through.
+    pub fn response(&self) -> axum::response::Response {
+        let detail = format!(
+            "the seller's offer {}/{} cannot be served ({}: {}); nothing was charged",
+            self.offer_namespace, self.offer_name, self.reason, self.message
+        );
+        super::gate::error_json(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "offer unavailable",
+            "offer_unavailable",
+            Some(&detail),
+            Some(false),
+            None,
+        )
+    }
+}
+
+/// What a path leads to.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    Route(&'a Arc<LiveRoute>),
+    Unavailable(&'a Arc<Unavailable>),
+    /// No route: free (ForwardAuth) or 404 (proxy).
+    None,
 }
 
 /// One generation of routes.
 #[derive(Debug)]
 pub struct RouteTable {
     pub matcher: Matcher<Arc<LiveRoute>>,
+    /// Broken offers, matched after the routes ranked before them.
+    pub unavailable: Matcher<Arc<Unavailable>>,
     pub facilitator: Arc<FacilitatorClient>,
     /// ForwardAuth settles before granting (flag, or `verifyOnly: false` in the file).
     pub settle_before_grant: bool,
@@ -41,12 +96,59 @@ impl RouteTable {
         self.matcher.find(path).map(|(_, r)| r)
     }
 
+    /// The first route or broken offer matching `path` (no query string), in priority order.
+    pub fn lookup(&self, path: &str) -> Lookup<'_> {
+        let route = self.matcher.find(path);
+        if !self.unavailable.is_empty()
+            && let Some((_, u)) = self.unavailable.find(path)
+            && route.is_none_or(|(i, _)| u.rank <= i)
+        {
+            return Lookup::Unavailable(u);
+        }
+        match route {
+            Some((_, r)) => Lookup::Route(r),
+            None => Lookup::None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.matcher.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.matcher.is_empty()
+    }
+}
+
+/// Which sources routes come from (`--route-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceKind {
+    /// The offers file only.
+    #[default]
+    File,
+    /// ServiceOffers; the file gives only the base keys (its routes are ignored).
+    Kube,
+    /// ServiceOffers first, then the file's routes.
+    Both,
+}
+
+impl SourceKind {
+    /// The file's routes are served.
+    pub fn file_routes(self) -> bool {
+        matches!(self, SourceKind::File | SourceKind::Both)
+    }
+
+    /// ServiceOffers are watched.
+    pub fn kube(self) -> bool {
+        matches!(self, SourceKind::Kube | SourceKind::Both)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::File => "file",
+            SourceKind::Kube => "kube",
+            SourceKind::Both => "both",
+        }
     }
 }
 
@@ -63,6 +165,47 @@ pub struct RouteSource {
     /// `--settle-before-grant`.
     pub settle_before_grant: bool,
     pub metrics: Arc<Metrics>,
+    pub kind: SourceKind,
+    /// What the sources last delivered (see [`SourceState`]).
+    pub state: SourceState,
+}
+
+/// The last good input of each source, merged on every change.
+pub struct SourceState {
+    merged: Mutex<Merged>,
+    reports: tokio::sync::watch::Sender<Arc<Vec<OfferReport>>>,
+}
+
+impl Default for SourceState {
+    fn default() -> Self {
+        SourceState {
+            merged: Mutex::new(Merged::default()),
+            reports: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
+        }
+    }
+}
+
+impl SourceState {
+    /// The per-offer verdicts of every rebuild (for the ServiceOffer status writer).
+    pub fn reports(&self) -> tokio::sync::watch::Receiver<Arc<Vec<OfferReport>>> {
+        self.reports.subscribe()
+    }
+}
+
+#[derive(Default)]
+struct Merged {
+    /// The last valid offers file (`None` until the first one loaded).
+    base: Option<PricingConfig>,
+    /// The last complete view of the ServiceOffers (`None` until the first list).
+    offers: Option<Arc<Vec<KubeOffer>>>,
+    /// The problem last logged per offer, so that each is logged once per change.
+    logged: HashMap<(String, String), String>,
+    /// Routes of the file ignored in kube mode, last warned about.
+    ignored_file_routes: usize,
+}
+
+fn lock(m: &Mutex<Merged>) -> std::sync::MutexGuard<'_, Merged> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What the poller remembers about the file it loaded last.
@@ -111,47 +254,273 @@ impl RouteSource {
             .unwrap_or_else(|| offers::DEFAULT_FACILITATOR_URL.to_string())
     }
 
-    /// Builds a table from file content. `previous` lends its facilitator client when the URL
-    /// did not change (keeps its connection pool).
-    pub fn build(
-        &self,
-        cfg: &PricingConfig,
-        previous: Option<&RouteTable>,
-    ) -> Result<RouteTable, LoadError> {
-        let routes = offers::resolve(cfg, &self.registry).map_err(|source| LoadError::Invalid {
+    /// Checks a newly read offers file: its routes (when served) and facilitator URL resolve;
+    /// with ServiceOffers also its `chain` and `wallet`, which offers inherit.
+    fn check_base(&self, cfg: &PricingConfig) -> Result<(), LoadError> {
+        let invalid = |source| LoadError::Invalid {
             path: self.path.clone(),
             source,
-        })?;
-        let url = self.facilitator_url(cfg);
-        let facilitator = match previous {
-            Some(p) if p.loaded && p.facilitator.base_url() == url.trim().trim_end_matches('/') => {
-                Arc::clone(&p.facilitator)
+        };
+        if self.kind.file_routes() {
+            offers::resolve(cfg, &self.registry).map_err(invalid)?;
+        } else {
+            let base_only = PricingConfig {
+                routes: Vec::new(),
+                ..cfg.clone()
+            };
+            offers::resolve(&base_only, &self.registry).map_err(invalid)?;
+        }
+        if self.kind.kube() {
+            let mut problems = Vec::new();
+            if let Some(c) = cfg.chain.as_deref().filter(|c| !c.trim().is_empty())
+                && let Err(e) = self.registry.resolve_or_err(c)
+            {
+                problems.push(Problem {
+                    at: "chain".into(),
+                    message: e.to_string(),
+                });
             }
-            _ => Arc::new(
+            if let Some(w) = cfg.wallet.as_deref().filter(|w| !w.trim().is_empty())
+                && offers::resolve::parse_address(w).is_none()
+            {
+                problems.push(Problem {
+                    at: "wallet".into(),
+                    message: format!("{w:?} is not a 0x address (40 hex digits)"),
+                });
+            }
+            if !problems.is_empty() {
+                return Err(invalid(InvalidOffers(problems)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an offers file has been loaded.
+    pub fn base_loaded(&self) -> bool {
+        lock(&self.state.merged).base.is_some()
+    }
+
+    /// Takes a newly read offers file: checks it, then rebuilds and installs the table (once
+    /// every source delivered). A broken file keeps the previous one. Returns the number of
+    /// routes installed (`None`: still waiting for the ServiceOffers).
+    pub fn set_base(
+        &self,
+        cfg: PricingConfig,
+        current: &ArcSwap<RouteTable>,
+    ) -> Result<Option<usize>, LoadError> {
+        self.check_base(&cfg)?;
+        let mut merged = lock(&self.state.merged);
+        if !self.kind.file_routes() && !cfg.routes.is_empty() {
+            if merged.ignored_file_routes != cfg.routes.len() {
+                tracing::warn!(
+                    file = %self.path.display(),
+                    routes = cfg.routes.len(),
+                    "--route-source kube ignores the routes of the offers file (only wallet, chain, \
+                     facilitatorURL and verifyOnly apply); use --route-source both to serve them too"
+                );
+            }
+            merged.ignored_file_routes = cfg.routes.len();
+        }
+        let old = merged.base.replace(cfg);
+        match self.rebuild(&mut merged, current) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                merged.base = old;
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes a complete view of the ServiceOffers (sorted by namespace and name) and rebuilds.
+    /// Returns the number of routes installed (`None`: no offers file loaded yet).
+    pub fn set_offers(
+        &self,
+        offers: Vec<KubeOffer>,
+        current: &ArcSwap<RouteTable>,
+    ) -> Result<Option<usize>, LoadError> {
+        let mut merged = lock(&self.state.merged);
+        merged.offers = Some(Arc::new(offers));
+        self.rebuild(&mut merged, current)
+    }
+
+    /// Builds and installs the merged table when every source has delivered.
+    fn rebuild(
+        &self,
+        merged: &mut Merged,
+        current: &ArcSwap<RouteTable>,
+    ) -> Result<Option<usize>, LoadError> {
+        let Some(base) = merged.base.clone() else {
+            return Ok(None);
+        };
+        let offers = match (&merged.offers, self.kind.kube()) {
+            (Some(o), true) => Some(Arc::clone(o)),
+            (None, true) => return Ok(None),
+            (_, false) => None,
+        };
+        let previous = current.load();
+        let (table, reports) = self.build(&base, offers.as_deref().map(Vec::as_slice), &previous, merged)?;
+        let n = table.len();
+        self.install(current, table);
+        if self.kind.kube() {
+            self.state.reports.send_replace(Arc::new(reports));
+        }
+        Ok(Some(n))
+    }
+
+    /// Builds a table: the ServiceOffers' routes (when given) ahead of the file's (when
+    /// served). `previous` lends its facilitator client when the URL did not change (keeps
+    /// its connection pool).
+    fn build(
+        &self,
+        cfg: &PricingConfig,
+        kube_offers: Option<&[KubeOffer]>,
+        previous: &RouteTable,
+        merged: &mut Merged,
+    ) -> Result<(RouteTable, Vec<OfferReport>), LoadError> {
+        let mut entries: Vec<(Pattern, Arc<LiveRoute>)> = Vec::new();
+        let mut blocked: Vec<(Pattern, Arc<Unavailable>)> = Vec::new();
+        let mut reports = Vec::new();
+        let mut index = 0usize;
+
+        if let Some(kube_offers) = kube_offers {
+            let mut resolver = Resolver::new(cfg, &self.registry);
+            // Pattern -> the offer that serves it.
+            let mut taken: HashMap<String, String> = HashMap::new();
+            let mut problems_now: HashMap<(String, String), String> = HashMap::new();
+            for offer in kube_offers {
+                let key = (offer.namespace.clone(), offer.name.clone());
+                let who = format!("{}/{}", offer.namespace, offer.name);
+                let (outcome, pattern) = match &offer.rendered {
+                    Rendered::Unpublished => continue,
+                    Rendered::Invalid { pattern, problem } => {
+                        (Err(problem.clone()), pattern.clone())
+                    }
+                    Rendered::Route(rule) => match taken.get(&rule.pattern) {
+                        Some(other) => (
+                            Err(OfferProblem::new(
+                                reason::PATH_CONFLICT,
+                                format!(
+                                    "path {} is already served by ServiceOffer {other}",
+                                    rule.pattern.trim_end_matches("/*")
+                                ),
+                            )),
+                            None,
+                        ),
+                        None => match resolver.resolve(index, rule) {
+                            Ok(route) => (Ok(route), Some(rule.pattern.clone())),
+                            Err(problems) => (
+                                Err(OfferProblem::new(
+                                    reason::INVALID_PAYMENT,
+                                    problems.join("; "),
+                                )),
+                                Some(rule.pattern.clone()),
+                            ),
+                        },
+                    },
+                };
+                if let Some(p) = &pattern {
+                    taken.entry(p.clone()).or_insert_with(|| who.clone());
+                }
+                match outcome {
+                    Ok(route) => {
+                        reports.push(OfferReport::new(offer, desired_conditions(offer, Ok(&route))));
+                        let series = self.metrics.series(
+                            &route.offer_namespace,
+                            &route.offer_name,
+                            route.chain(),
+                        );
+                        let pattern = Pattern::parse(&route.pattern);
+                        entries.push((pattern, Arc::new(LiveRoute {
+                            route,
+                            series,
+                            unpaid: UnpaidCache::default(),
+                        })));
+                        index += 1;
+                    }
+                    Err(problem) => {
+                        let text = problem.to_string();
+                        if merged.logged.get(&key) != Some(&text) {
+                            tracing::warn!(
+                                offer = %who,
+                                reason = problem.reason,
+                                "ServiceOffer {who} is not served: {}",
+                                problem.message
+                            );
+                        }
+                        problems_now.insert(key, text);
+                        reports.push(OfferReport::new(offer, desired_conditions(offer, Err(&problem))));
+                        if let Some(p) = pattern
+                            && problem.reason != reason::PATH_CONFLICT
+                        {
+                            blocked.push((
+                                Pattern::parse(&p),
+                                Arc::new(Unavailable {
+                                    offer_namespace: offer.namespace.clone(),
+                                    offer_name: offer.name.clone(),
+                                    pattern: p,
+                                    reason: problem.reason.to_string(),
+                                    message: problem.message.clone(),
+                                    rank: index,
+                                }),
+                            ));
+                        }
+                    }
+                }
+            }
+            for key in merged.logged.keys() {
+                if !problems_now.contains_key(key) {
+                    tracing::info!(offer = %format!("{}/{}", key.0, key.1), "ServiceOffer problem resolved or offer gone");
+                }
+            }
+            merged.logged = problems_now;
+        }
+
+        if self.kind.file_routes() {
+            let routes =
+                offers::resolve(cfg, &self.registry).map_err(|source| LoadError::Invalid {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            for mut route in routes {
+                route.index = index;
+                index += 1;
+                let series =
+                    self.metrics
+                        .series(&route.offer_namespace, &route.offer_name, route.chain());
+                let pattern = Pattern::parse(&route.pattern);
+                entries.push((pattern, Arc::new(LiveRoute {
+                            route,
+                            series,
+                            unpaid: UnpaidCache::default(),
+                        })));
+            }
+        }
+
+        let url = self.facilitator_url(cfg);
+        let facilitator = if previous.loaded
+            && previous.facilitator.base_url() == url.trim().trim_end_matches('/')
+        {
+            Arc::clone(&previous.facilitator)
+        } else {
+            Arc::new(
                 FacilitatorClient::with_client(
                     self.http.clone(),
                     &url,
                     self.facilitator_config.clone(),
                 )
                 .map_err(|e| LoadError::Facilitator(e.to_string()))?,
-            ),
+            )
         };
-        let entries = routes
-            .into_iter()
-            .map(|route| {
-                let series =
-                    self.metrics
-                        .series(&route.offer_namespace, &route.offer_name, route.chain());
-                let pattern = crate::offers::Pattern::parse(&route.pattern);
-                (pattern, Arc::new(LiveRoute { route, series }))
-            })
-            .collect();
-        Ok(RouteTable {
-            matcher: Matcher::new(entries),
-            facilitator,
-            settle_before_grant: self.settle_before_grant || cfg.verify_only == Some(false),
-            loaded: true,
-        })
+        Ok((
+            RouteTable {
+                matcher: Matcher::new(entries),
+                unavailable: Matcher::new(blocked),
+                facilitator,
+                settle_before_grant: self.settle_before_grant || cfg.verify_only == Some(false),
+                loaded: true,
+            },
+            reports,
+        ))
     }
 
     /// Swaps `table` in and removes the metric series of offers it no longer has.
@@ -189,11 +558,11 @@ impl RouteSource {
         current: &ArcSwap<RouteTable>,
     ) -> Result<Option<usize>, LoadError> {
         let mut now = stat(&self.path);
-        let previous = current.load();
+        let loaded = self.base_loaded();
         if now.exists == stamp.exists
             && now.modified == stamp.modified
             && now.len == stamp.len
-            && previous.loaded
+            && loaded
         {
             return Ok(None);
         }
@@ -203,7 +572,7 @@ impl RouteSource {
                 source,
             })?;
             now.hash = Some(keccak256(&text));
-            if previous.loaded && now.hash == stamp.hash {
+            if loaded && now.hash == stamp.hash {
                 // Touched, not changed.
                 *stamp = now;
                 return Ok(None);
@@ -217,7 +586,7 @@ impl RouteSource {
                     return Err(e.into());
                 }
             }
-        } else if previous.loaded {
+        } else if loaded {
             // A file that disappears after a successful load is most likely being replaced;
             // opening every paid route for free would be the worst reading of it.
             *stamp = now;
@@ -225,17 +594,10 @@ impl RouteSource {
         } else {
             PricingConfig::default()
         };
-        let table = match self.build(&cfg, Some(&previous)) {
-            Ok(t) => t,
-            Err(e) => {
-                *stamp = now;
-                return Err(e);
-            }
-        };
-        let n = table.len();
-        self.install(current, table);
+        let result = self.set_base(cfg, current);
         *stamp = now;
-        Ok(Some(n))
+        // `Some(0)` when the table waits for the ServiceOffers: the file did load.
+        result.map(|n| Some(n.unwrap_or(0)))
     }
 }
 
@@ -259,6 +621,7 @@ fn release_free_memory() {}
 pub fn not_loaded(facilitator: Arc<FacilitatorClient>) -> RouteTable {
     RouteTable {
         matcher: Matcher::new(Vec::new()),
+        unavailable: Matcher::new(Vec::new()),
         facilitator,
         settle_before_grant: false,
         loaded: false,

@@ -250,6 +250,8 @@ async fn start(mode: Mode, settle_before_grant: bool) -> Harness {
         settle_timeout: Duration::from_millis(500),
         reload_interval: Duration::from_millis(50),
         registry: Registry::builtin(),
+        route_source: super::routes::SourceKind::File,
+        kube: None,
     };
     let v = tokio::task::spawn_blocking(move || Verifier::new(config))
         .await
@@ -1037,6 +1039,8 @@ async fn not_ready_until_a_good_file_and_fail_closed() {
         settle_timeout: Duration::from_millis(200),
         reload_interval: Duration::from_millis(50),
         registry: Registry::builtin(),
+        route_source: super::routes::SourceKind::File,
+        kube: None,
     };
     let v = tokio::task::spawn_blocking(move || Verifier::new(config))
         .await
@@ -1101,6 +1105,8 @@ async fn a_missing_file_is_an_empty_table() {
         settle_timeout: Duration::from_millis(200),
         reload_interval: Duration::from_millis(50),
         registry: Registry::builtin(),
+        route_source: super::routes::SourceKind::File,
+        kube: None,
     };
     let v = Verifier::new(config).unwrap();
     let t = v.state.table.load();

@@ -8,17 +8,26 @@
 //! - [`chain`]: `Anvil` (chain 31337), `Token` (our EIP-3009 USDC), the dev accounts.
 //! - [`x402_rail`]: the npm x402 reference `Facilitator` and `ReferenceSeller`, and `Rail`.
 //! - [`payment`]: x402 v2 payments built without obol (cast-signed EIP-3009, base64 headers).
+//! - [`paid_llm`]: a paid OpenAI-like upstream behind `@x402/express` (buyer sidecar tests).
+//! - [`traefik`]: real Traefik with a forwardAuth middleware in front of an upstream.
+//! - [`oidc`]: npm `oidc-provider` (OpenID Connect issuer) and a driver for its sign-in forms.
 
 // Not every test file uses every helper.
 #![allow(dead_code, unused_imports)]
 
 pub mod chain;
 pub mod fake_kube;
+pub mod oidc;
+pub mod paid_llm;
 pub mod payment;
 pub mod process;
+pub mod traefik;
 pub mod x402_rail;
 
 pub use chain::*;
+pub use oidc::*;
+pub use paid_llm::*;
 pub use payment::*;
 pub use process::*;
+pub use traefik::*;
 pub use x402_rail::*;

@@ -1,0 +1,462 @@
+//! `obol serve buyer`: the paying sidecar. An OpenAI-compatible reverse proxy (port 8402) that
+//! answers a seller's 402 with a pre-signed authorization from a bounded pool, or with a live
+//! signature when an upstream allows it, under spend caps that hold under concurrency and
+//! across restarts. Compatible with the obol-stack `x402-buyer`.
+//!
+//! - [`config`] — the per-upstream config and auth files (+ budget fields);
+//! - [`source`] — [`PoolSource`], the producers of upstreams ([`FileSource`]; PurchaseRequests
+//!   later), merged on every reload;
+//! - [`upstream`] — resolution against the network registry, the routing table;
+//! - [`pool`] — hold → confirm / release of pre-signed auths;
+//! - [`budget`] — `maxSpendPerDay` (UTC day) and `maxTotal`;
+//! - [`state`] — consumed keys and budget counters, written ahead of every payment;
+//! - [`payment`] — 402 → agreed requirement → payment header;
+//! - [`proxy`] — the HTTP endpoints;
+//! - [`metrics`] — `obol_x402_buyer_*`.
+
+pub mod budget;
+pub mod config;
+pub mod metrics;
+pub mod payment;
+pub mod pool;
+pub mod proxy;
+pub mod source;
+pub mod state;
+pub mod status;
+pub mod upstream;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use self::metrics::Metrics;
+use self::pool::AuthPool;
+pub use self::source::{FileSource, PoolSource, SourceSnapshot, UpstreamSpec};
+use self::state::{StateError, StateStore};
+use self::status::UpstreamStatus;
+use self::upstream::{Table, Upstream};
+use crate::buyer::wallet::Wallet;
+use crate::x402::networks::Registry;
+
+/// The time, in Unix seconds. Injectable for tests.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+/// Everything the daemon needs.
+pub struct SidecarConfig {
+    /// `:8402` (all interfaces), `127.0.0.1:8402`, `[::1]:8402`, `localhost:8402`.
+    pub listen: String,
+    pub state_path: PathBuf,
+    pub reload_interval: Duration,
+    pub registry: Registry,
+    /// The wallet for upstreams with `liveSigning`; `None`: live signing is unavailable.
+    pub signer: Option<Arc<Wallet>>,
+    /// Per-request cap of live signing, decimal in the asset's units (USDC), e.g. "0.10".
+    pub max_amount: String,
+    pub sources: Vec<Arc<dyn PoolSource>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid listen address {0:?}: use :PORT or HOST:PORT")]
+    Listen(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("server error: {0}")]
+    Server(std::io::Error),
+}
+
+/// The last merged snapshot, to skip unchanged reloads and keep the last good version of an
+/// upstream whose update is broken.
+#[derive(Default)]
+struct Loaded {
+    specs: BTreeMap<String, UpstreamSpec>,
+    issues: BTreeMap<String, String>,
+}
+
+/// Shared by every handler.
+pub struct App {
+    pub table: ArcSwap<Table>,
+    pub store: StateStore,
+    pub metrics: Metrics,
+    pub registry: Registry,
+    pub signer: Option<Arc<Wallet>>,
+    pub clock: Arc<dyn Clock>,
+    /// Client for upstreams: no redirects, no overall timeout (answers stream for minutes).
+    pub http: reqwest::Client,
+    max_amount: String,
+    /// One pool per upstream name, kept across reloads.
+    pools: Mutex<HashMap<String, Arc<AuthPool>>>,
+    sources: Vec<Arc<dyn PoolSource>>,
+    loaded: tokio::sync::Mutex<Loaded>,
+    reload_tx: tokio::sync::mpsc::Sender<()>,
+    reload_rx: Mutex<Option<tokio::sync::mpsc::Receiver<()>>>,
+}
+
+/// How a reload went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Unchanged,
+    Applied { upstreams: usize },
+}
+
+impl App {
+    /// Opens the state file and builds the (not yet loaded) state.
+    pub fn new(config: &SidecarConfig) -> Result<Arc<App>, ServeError> {
+        let store = StateStore::open(&config.state_path)?;
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        Ok(Arc::new(App {
+            table: ArcSwap::from_pointee(Table::default()),
+            store,
+            metrics: Metrics::new(),
+            registry: config.registry.clone(),
+            signer: config.signer.clone(),
+            clock: Arc::clone(&config.clock),
+            http: upstream_client(),
+            max_amount: config.max_amount.clone(),
+            pools: Mutex::new(HashMap::new()),
+            sources: config.sources.clone(),
+            loaded: tokio::sync::Mutex::new(Loaded::default()),
+            reload_tx,
+            reload_rx: Mutex::new(Some(reload_rx)),
+        }))
+    }
+
+    /// Asks the reload loop for a reload; `false` when one is already pending.
+    pub fn trigger_reload(&self) -> bool {
+        self.reload_tx.try_send(()).is_ok()
+    }
+
+    /// Every upstream's status, by name.
+    pub fn statuses(&self) -> Vec<UpstreamStatus> {
+        let now = self.clock.now();
+        self.table
+            .load()
+            .upstreams
+            .values()
+            .map(|u| UpstreamStatus::of(u, &self.store, now))
+            .collect()
+    }
+
+    /// Sets the pool gauges of `up`.
+    pub fn refresh_gauges(&self, up: &Upstream) {
+        up.series.set_pool(
+            up.pool.counts().remaining,
+            status::spent_count(up, &self.store),
+        );
+    }
+
+    /// Reads every source and swaps in the new table. `force` rebuilds even when nothing
+    /// changed. A source that cannot be read keeps the whole current table.
+    pub async fn reload(&self, force: bool) -> Result<ReloadOutcome, String> {
+        let mut loaded = self.loaded.lock().await;
+        let mut specs: BTreeMap<String, UpstreamSpec> = BTreeMap::new();
+        let mut issues: BTreeMap<String, String> = BTreeMap::new();
+        for source in &self.sources {
+            let snap = source.load().await.map_err(|e| e.to_string())?;
+            for spec in snap.upstreams {
+                if let Some(first) = specs.get(&spec.name) {
+                    issues.insert(
+                        spec.name.clone(),
+                        format!(
+                            "{} also defines upstream {:?} (from {}); ignored",
+                            spec.origin, spec.name, first.origin
+                        ),
+                    );
+                    continue;
+                }
+                specs.insert(spec.name.clone(), spec);
+            }
+            for issue in snap.issues {
+                issues.insert(
+                    issue.name.clone(),
+                    format!("{}: {}", issue.origin, issue.message),
+                );
+            }
+        }
+        // A broken update keeps the last good version of that upstream.
+        for name in issues.keys() {
+            if !specs.contains_key(name)
+                && let Some(prev) = loaded.specs.get(name)
+            {
+                specs.insert(name.clone(), prev.clone());
+            }
+        }
+        let table_loaded = self.table.load().loaded;
+        if !force && table_loaded && loaded.specs == specs && loaded.issues == issues {
+            return Ok(ReloadOutcome::Unchanged);
+        }
+        for (name, issue) in &issues {
+            if loaded.issues.get(name) != Some(issue) {
+                tracing::warn!(upstream = %name, "cannot load: {issue}");
+            }
+        }
+        let n = self.apply(&specs, &mut issues);
+        loaded.specs = specs;
+        loaded.issues = issues;
+        Ok(ReloadOutcome::Applied { upstreams: n })
+    }
+
+    fn apply(
+        &self,
+        specs: &BTreeMap<String, UpstreamSpec>,
+        issues: &mut BTreeMap<String, String>,
+    ) -> usize {
+        let now = self.clock.now();
+        let previous = self.table.load_full();
+        let mut upstreams: BTreeMap<String, Arc<Upstream>> = BTreeMap::new();
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, spec) in specs {
+            match upstream::resolve(spec, &self.registry, &self.max_amount, now) {
+                Ok(mut resolved) => {
+                    let pool = Arc::clone(pools.entry(name.clone()).or_default());
+                    let series = self
+                        .metrics
+                        .series(name, &resolved.remote_model, &resolved.chain);
+                    let auths = std::mem::take(&mut resolved.auths);
+                    pool.reconcile(auths, || self.store.consumed_keys(name), now);
+                    if !resolved.unusable_auths.is_empty() {
+                        tracing::warn!(
+                            upstream = %name,
+                            "unusable pre-signed auths skipped: {:?}",
+                            resolved.unusable_auths
+                        );
+                    }
+                    if let Err(why) = &resolved.live_check {
+                        tracing::warn!(upstream = %name, "live signing unavailable: {why}");
+                    } else if resolved.live_signing && self.signer.is_none() {
+                        tracing::warn!(
+                            upstream = %name,
+                            "live signing configured but no wallet is (see --private-key-file, --signer-url, OBOL_PRIVATE_KEY)"
+                        );
+                    }
+                    let mut up = resolved.into_upstream(pool, series);
+                    up.issue = issues.get(name).cloned();
+                    upstreams.insert(name.clone(), Arc::new(up));
+                }
+                Err(message) => {
+                    let message = format!("{}: {message}", spec.origin);
+                    tracing::warn!(upstream = %name, "cannot load: {message}");
+                    if let Some(prev) = previous.upstreams.get(name) {
+                        let mut kept = Upstream::clone(prev);
+                        kept.issue = Some(message.clone());
+                        upstreams.insert(name.clone(), Arc::new(kept));
+                    }
+                    issues.insert(name.clone(), message);
+                }
+            }
+        }
+        pools.retain(|name, _| upstreams.contains_key(name));
+        drop(pools);
+        let keep: Vec<(String, String, String)> = upstreams
+            .values()
+            .map(|u| (u.name.clone(), u.remote_model.clone(), u.chain.clone()))
+            .collect();
+        let removed = self.metrics.retain(&keep);
+        let (table, conflicts) = Table::new(upstreams);
+        for c in conflicts {
+            tracing::warn!("{c}");
+        }
+        for up in table.upstreams.values() {
+            self.refresh_gauges(up);
+        }
+        let n = table.upstreams.len();
+        tracing::info!(
+            upstreams = n,
+            models = table.models.len(),
+            removed_series = removed,
+            "upstreams loaded: {}",
+            table
+                .upstreams
+                .values()
+                .map(|u| format!(
+                    "{} ({} remaining, model {})",
+                    u.name,
+                    u.pool.counts().remaining,
+                    u.public_model
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.table.store(Arc::new(table));
+        n
+    }
+
+    /// Reloads every `interval` and whenever [`App::trigger_reload`] asks, and reports the
+    /// status to the sources. Runs until aborted.
+    pub async fn reload_loop(self: Arc<Self>, interval: Duration) {
+        let Some(mut rx) = self
+            .reload_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            let force = tokio::select! {
+                _ = tick.tick() => false,
+                msg = rx.recv() => match msg {
+                    Some(()) => true,
+                    None => return,
+                },
+            };
+            if let Err(e) = self.reload(force).await {
+                tracing::warn!("reload failed, keeping the current upstreams: {e}");
+            }
+            let statuses = self.statuses();
+            for source in &self.sources {
+                source.report(&statuses).await;
+            }
+        }
+    }
+}
+
+/// The client used to reach upstreams.
+pub fn upstream_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .user_agent(concat!("obol-buyer/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Resolves `--listen`: `:8402` means every interface.
+pub async fn listen_addr(listen: &str) -> Result<SocketAddr, ServeError> {
+    let s = listen.trim();
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    if let Ok(a) = full.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    tokio::net::lookup_host(&full)
+        .await
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| ServeError::Listen(listen.to_string()))
+}
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// A sidecar with its state open and its first load done, ready to be served.
+pub struct Sidecar {
+    pub app: Arc<App>,
+    listen: String,
+    reload_interval: Duration,
+}
+
+impl Sidecar {
+    /// Opens the state and makes the first load (a failure is logged; the sidecar then stays
+    /// not-ready and keeps trying).
+    pub async fn new(config: SidecarConfig) -> Result<Sidecar, ServeError> {
+        let app = App::new(&config)?;
+        if let Err(e) = app.reload(true).await {
+            tracing::error!("upstreams not loaded (not ready until this is fixed): {e}");
+        }
+        Ok(Sidecar {
+            app,
+            listen: config.listen,
+            reload_interval: config.reload_interval,
+        })
+    }
+
+    /// Binds and serves until `shutdown` resolves, then drains in-flight requests (≤ 30 s).
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let addr = listen_addr(&self.listen).await?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        self.serve_on(listener, shutdown).await
+    }
+
+    /// [`Sidecar::serve`] on a bound listener.
+    pub async fn serve_on(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let bound = listener.local_addr().map_err(ServeError::Server)?;
+        {
+            let table = self.app.table.load();
+            tracing::info!(
+                "obol buyer sidecar listening on {bound} upstreams={} ready={} state={} live_signer={}",
+                table.upstreams.len(),
+                table.loaded,
+                self.app.store.path().display(),
+                self.app
+                    .signer
+                    .as_ref()
+                    .map_or("none".to_owned(), |w| w.address().to_string()),
+            );
+        }
+        let reloader = tokio::spawn(Arc::clone(&self.app).reload_loop(self.reload_interval));
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let app = proxy::router(Arc::clone(&self.app));
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = stopping_tx.send(());
+        });
+        let drain_limit = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(DRAIN_LIMIT).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            r = server => r.map_err(ServeError::Server),
+            () = drain_limit => {
+                tracing::warn!("in-flight requests still running after {DRAIN_LIMIT:?}; exiting");
+                Ok(())
+            }
+        };
+        reloader.abort();
+        if let Err(e) = self.app.store.persist().await {
+            tracing::error!("{e}");
+        }
+        result
+    }
+}

@@ -1,0 +1,91 @@
+//! `obol serve buyer`: the paying sidecar.
+
+use std::sync::Arc;
+
+use crate::buyer::sidecar::{FileSource, PoolSource, Sidecar, SidecarConfig, SystemClock};
+use crate::buyer::wallet::Wallet;
+use crate::cli::{BuyerSource, ServeBuyerArgs};
+use crate::x402::amount::{self, Rounding};
+use crate::x402::networks::Registry;
+
+use super::{Hinted, WithHint as _};
+
+pub async fn run(args: ServeBuyerArgs) -> anyhow::Result<()> {
+    let registry = Registry::load().with_hint(
+        "fix or remove the networks file (OBOL_NETWORKS or $XDG_CONFIG_HOME/obol/networks.yaml)",
+    )?;
+    if amount::parse_decimal(&args.max_amount, 6, Rounding::Exact).is_err() {
+        return Err(Hinted::error(
+            format!("--max-amount {:?} is not an amount", args.max_amount),
+            "give a decimal in USDC, e.g. 0.10",
+        ));
+    }
+    let signer = live_signer(&args).await?;
+    let mut sources: Vec<Arc<dyn PoolSource>> = Vec::new();
+    match args.source {
+        BuyerSource::Files => {
+            let base = crate::paths::config_dir().join("buyer");
+            sources.push(Arc::new(FileSource {
+                config_dir: args.config_dir.unwrap_or_else(|| base.join("config")),
+                auths_dir: args.auths_dir.unwrap_or_else(|| base.join("auths")),
+            }));
+        }
+        BuyerSource::Kube | BuyerSource::Both => {
+            return Err(Hinted::error(
+                "--source kube is not available yet in this build",
+                "use --source files with --config-dir and --auths-dir",
+            ));
+        }
+    }
+    let config = SidecarConfig {
+        listen: args.listen,
+        state_path: args
+            .state
+            .unwrap_or_else(|| crate::paths::state_dir().join("buyer-state.json")),
+        reload_interval: args.reload_interval,
+        registry,
+        signer,
+        max_amount: args.max_amount,
+        sources,
+        clock: Arc::new(SystemClock),
+    };
+    let sidecar = Sidecar::new(config).await.with_hint(
+        "the state file must be readable JSON; move a broken one aside only if you know no authorization in it was spent",
+    )?;
+    sidecar.serve(shutdown_signal()).await.with_hint(
+        "check --listen (e.g. :8402 or 127.0.0.1:8402); is another process using the port?",
+    )
+}
+
+/// The wallet for live signing, when one is configured explicitly (a daemon never waits on
+/// a desktop keyring).
+async fn live_signer(args: &ServeBuyerArgs) -> anyhow::Result<Option<Arc<Wallet>>> {
+    let env_key = std::env::var("OBOL_PRIVATE_KEY").is_ok_and(|k| !k.trim().is_empty());
+    if args.wallet.private_key_file.is_none() && args.wallet.signer_url.is_none() && !env_key {
+        return Ok(None);
+    }
+    let wallet = super::wallet::open_wallet(&args.wallet).await?;
+    Ok(Some(Arc::new(wallet)))
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
