@@ -917,6 +917,12 @@ pub struct ManifestsArgs {
     /// Leave out the eRPC token Secret, its Roles and bindings, and the eRPC values.
     #[arg(long)]
     pub no_erpc: bool,
+
+    /// Also render a Deployment running `obol auth refresh --watch --from-secret
+    /// erpc/nodecore-oauth-refresh` (keeps the eRPC token fresh without a laptop), with a Role
+    /// that may read and update only that grant Secret.
+    #[arg(long, conflicts_with = "no_erpc")]
+    pub auth_refresher: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

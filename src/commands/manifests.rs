@@ -15,6 +15,7 @@ pub fn run(args: ManifestsArgs) -> anyhow::Result<()> {
         wallet: args.wallet,
         monitoring: !args.no_monitoring,
         erpc: !args.no_erpc,
+        auth_refresher: args.auth_refresher,
     };
     let text = manifests::render_yaml(&opts).map_err(|e| {
         let hint = match &e {

@@ -34,6 +34,12 @@ pub const RESTART_ROLE: &str = "erpc-restarter";
 pub const AUTH_SERVICE_ACCOUNT: &str = "obol-auth";
 /// The eRPC Deployment restarted after a token change.
 pub const ERPC_DEPLOYMENT: &str = "erpc";
+/// Secret holding the OAuth client id/secret and refresh token for the in-cluster refresher.
+pub const GRANT_SECRET: &str = "nodecore-oauth-refresh";
+/// Role that may read and update only [`GRANT_SECRET`].
+pub const GRANT_ROLE: &str = "oauth-grant-reader";
+/// The in-cluster `obol auth refresh --watch` Deployment.
+pub const AUTH_REFRESHER: &str = "obol-auth-refresher";
 /// ConfigMap with the eRPC values snippet.
 pub const ERPC_VALUES_CONFIGMAP: &str = "erpc-obol-values";
 /// Environment variable eRPC reads the token from.
@@ -69,6 +75,8 @@ pub struct ManifestOptions {
     pub monitoring: bool,
     /// Include the eRPC Secret, roles, bindings and values ConfigMap.
     pub erpc: bool,
+    /// Include the in-cluster `obol auth refresh --watch` Deployment and its grant-reader Role.
+    pub auth_refresher: bool,
 }
 
 impl Default for ManifestOptions {
@@ -81,6 +89,7 @@ impl Default for ManifestOptions {
             wallet: None,
             monitoring: true,
             erpc: true,
+            auth_refresher: false,
         }
     }
 }
@@ -206,6 +215,19 @@ pub fn objects(opts: &ManifestOptions) -> Result<Vec<Manifest>, ManifestError> {
                 erpc_values_config_map(),
             ),
         ]);
+        if opts.auth_refresher {
+            out.extend([
+                m(
+                    "May read the OAuth grant Secret (client id/secret, refresh token) and write back a rotated refresh token.",
+                    grant_role(),
+                ),
+                m("", role_binding(GRANT_ROLE)),
+                m(
+                    "Keeps the ID token fresh: `obol auth refresh --watch --from-secret erpc/nodecore-oauth-refresh`.",
+                    auth_refresher_deployment(&opts.image),
+                ),
+            ]);
+        }
     }
     Ok(out)
 }
@@ -520,6 +542,50 @@ fn restart_role() -> Value {
     })
 }
 
+fn grant_role() -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": GRANT_ROLE, "namespace": ERPC_NAMESPACE, "labels": labels("erpc")},
+        "rules": [{
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [GRANT_SECRET],
+            "verbs": ["get", "patch"],
+        }],
+    })
+}
+
+fn auth_refresher_deployment(image: &str) -> Value {
+    let selector = json!({"app.kubernetes.io/name": AUTH_REFRESHER});
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": AUTH_REFRESHER, "namespace": ERPC_NAMESPACE, "labels": labels(AUTH_REFRESHER)},
+        "spec": {
+            "replicas": 1,
+            // Never two refreshers sharing one rotating refresh token.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": selector},
+                "spec": {
+                    "serviceAccountName": AUTH_SERVICE_ACCOUNT,
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "refresher",
+                        "image": image,
+                        "args": ["auth", "refresh", "--watch", "--from-secret",
+                                 format!("{ERPC_NAMESPACE}/{GRANT_SECRET}"), "--log-format", "json"],
+                        "resources": {"requests": {"cpu": "5m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+                    }],
+                },
+            },
+        },
+    })
+}
+
 fn role_binding(role: &str) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -645,6 +711,34 @@ mod tests {
         let file: Value = serde_yaml_ng::from_str(crate::earnings::RULES_YAML).unwrap();
         assert_eq!(rule["spec"]["groups"], file["groups"]);
         assert_eq!(rule["metadata"]["labels"]["release"], "monitoring");
+    }
+
+    #[test]
+    fn auth_refresher_is_optional_and_reads_only_its_grant_secret() {
+        let without = objects(&ManifestOptions::default()).unwrap();
+        assert!(
+            without
+                .iter()
+                .all(|d| d.object["metadata"]["name"] != AUTH_REFRESHER)
+        );
+        let opts = ManifestOptions {
+            auth_refresher: true,
+            ..ManifestOptions::default()
+        };
+        let docs = objects(&opts).unwrap();
+        let d = find(&docs, "Deployment", AUTH_REFRESHER);
+        let args = &d["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert_eq!(args[0], "auth");
+        assert_eq!(args[4], "erpc/nodecore-oauth-refresh");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["serviceAccountName"],
+            AUTH_SERVICE_ACCOUNT
+        );
+        let role = find(&docs, "Role", GRANT_ROLE);
+        assert_eq!(role["rules"][0]["resourceNames"], json!([GRANT_SECRET]));
+        assert_eq!(role["rules"].as_array().unwrap().len(), 1);
+        let binding = find(&docs, "RoleBinding", GRANT_ROLE);
+        assert_eq!(binding["subjects"][0]["name"], AUTH_SERVICE_ACCOUNT);
     }
 
     #[test]
