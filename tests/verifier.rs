@@ -57,6 +57,8 @@ impl Home {
             .env("XDG_DATA_HOME", self.dir.path().join("data"))
             .env("OBOL_NETWORKS", &self.networks)
             .env_remove("OBOL_OFFERS_FILE")
+            // No cluster: `obol sell` works on the offers file.
+            .env_remove("KUBECONFIG")
             .env_remove("OBOL_FACILITATOR_URL")
             .env_remove("OBOL_LISTEN")
             .env_remove("OBOL_VERIFIER_MODE")

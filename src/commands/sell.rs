@@ -29,9 +29,7 @@ pub async fn run(cmd: SellCommand) -> anyhow::Result<()> {
         },
         SellCommand::Delete(args) => match select(&args.target).await? {
             Target::File(store) => {
-                store
-                    .delete(&args.name)
-                    .map_err(|e| explain(e, &store))?;
+                store.delete(&args.name).map_err(|e| explain(e, &store))?;
                 println!(
                     "deleted offer {} from {}",
                     args.name,
@@ -49,7 +47,7 @@ pub async fn run(cmd: SellCommand) -> anyhow::Result<()> {
 /// Where the offers are.
 enum Target {
     File(OfferStore),
-    Cluster(ClusterStore),
+    Cluster(Box<ClusterStore>),
 }
 
 fn registry() -> anyhow::Result<Registry> {
@@ -95,7 +93,9 @@ async fn select(t: &SellTargetArgs) -> anyhow::Result<Target> {
         client.source(),
         client.namespace()
     );
-    Ok(Target::Cluster(ClusterStore::new(client, registry)))
+    Ok(Target::Cluster(Box::new(ClusterStore::new(
+        client, registry,
+    ))))
 }
 
 fn file_of(args: &OffersFileArgs) -> PathBuf {
@@ -287,11 +287,28 @@ fn explain_cluster(e: ClusterOfferError, store: &ClusterStore) -> anyhow::Error 
         ClusterOfferError::NotFound { .. } => {
             format!("see the offers with `obol sell list -n {ns}` (or -A for every namespace)")
         }
-        ClusterOfferError::Children { name, source, .. } => format!(
-            "{}; the ServiceOffer exists: fix the cause and run `obol sell create {name}` again, \
-             or remove it with `obol sell delete {name}`",
-            source.hint()
-        ),
+        ClusterOfferError::Children {
+            name,
+            child,
+            source,
+            ..
+        } => {
+            let cause = if source.is_not_found() {
+                let kind = child.split('/').next().unwrap_or("");
+                let from = if kind == "Middleware" {
+                    "Traefik's CRDs (traefik.io)"
+                } else {
+                    "the Gateway API CRDs (gateway.networking.k8s.io)"
+                };
+                format!("the cluster does not serve {kind}: install {from}")
+            } else {
+                source.hint()
+            };
+            format!(
+                "{cause}; the ServiceOffer exists: fix the cause and run `obol sell create {name}` \
+                 again, or remove it with `obol sell delete {name}`"
+            )
+        }
     };
     Hinted::error(e.to_string(), hint)
 }

@@ -62,7 +62,7 @@ pub enum ClusterOfferError {
     #[error("the offer would be invalid: {0}")]
     Invalid(String),
     #[error(transparent)]
-    Kube(#[from] K8sError),
+    Kube(Box<K8sError>),
     #[error("no ServiceOffer {name} in namespace {namespace}")]
     NotFound { namespace: String, name: String },
     #[error(
@@ -71,7 +71,9 @@ pub enum ClusterOfferError {
     Children {
         namespace: String,
         name: String,
-        source: K8sError,
+        /// The child that failed, as `Kind/name`.
+        child: String,
+        source: Box<K8sError>,
     },
 }
 
@@ -241,7 +243,15 @@ pub fn view_of(offer: &ServiceOffer, registry: &Registry) -> ClusterOfferView {
             .unwrap_or_else(|| "USDC".into())
     });
     let path = offer.effective_path();
-    let gate = offer.condition(condition::PAYMENT_GATE_READY);
+    // The verifier's verdict, else why the route is not published.
+    let gate = offer
+        .condition(condition::PAYMENT_GATE_READY)
+        .filter(|c| c.is_false())
+        .or_else(|| {
+            offer
+                .condition(condition::ROUTE_PUBLISHED)
+                .filter(|c| c.is_false())
+        });
     ClusterOfferView {
         name: offer.metadata.name.clone().unwrap_or_default(),
         namespace: offer.metadata.namespace.clone().unwrap_or_default(),
@@ -257,7 +267,7 @@ pub fn view_of(offer: &ServiceOffer, registry: &Registry) -> ClusterOfferView {
         upstream: offer.upstream_url(),
         paused: offer.is_paused(),
         ready: offer.condition(condition::READY).map(|c| c.status.clone()),
-        problem: gate.filter(|c| c.is_false()).map(|c| {
+        problem: gate.map(|c| {
             format!(
                 "{}: {}",
                 c.reason.as_deref().unwrap_or(""),
@@ -302,7 +312,7 @@ impl ClusterStore {
     }
 
     fn err(&self, action: String, e: kube::Error) -> ClusterOfferError {
-        ClusterOfferError::Kube(self.client.error(action, e))
+        ClusterOfferError::Kube(Box::new(self.client.error(action, e)))
     }
 
     fn offer_ref(&self, name: &str) -> String {
@@ -326,7 +336,10 @@ impl ClusterStore {
     }
 
     /// Creates the offer, or updates it in place. See the module docs.
-    pub async fn create(&self, spec: &ClusterOfferSpec) -> Result<CreateOutcome, ClusterOfferError> {
+    pub async fn create(
+        &self,
+        spec: &ClusterOfferSpec,
+    ) -> Result<CreateOutcome, ClusterOfferError> {
         let ns = self.namespace().to_string();
         // Everything the arguments alone can tell, before any request.
         build_offer(spec, &ns, None, &self.registry)?;
@@ -357,13 +370,14 @@ impl ClusterStore {
                     condition::ROUTE_PUBLISHED,
                     condition::FALSE,
                     "ApplyFailed",
-                    format!("{what}: {source}"),
+                    source.to_string(),
                 );
                 let _ = set_conditions(&api, &spec.name, &[failed], None).await;
                 return Err(ClusterOfferError::Children {
                     namespace: ns,
                     name: spec.name.clone(),
-                    source,
+                    child: what,
+                    source: Box::new(source),
                 });
             }
             applied_children.push(what);
@@ -376,11 +390,13 @@ impl ClusterStore {
                 let grants = apply::dynamic_api(
                     self.client.client(),
                     &children::reference_grant_resource(),
-                    Some(&old_ns),
+                    Some(old_ns),
                 );
-                if let Err(e) =
-                    apply::delete_if_exists(&grants, &children::reference_grant_name(&ns, &spec.name))
-                        .await
+                if let Err(e) = apply::delete_if_exists(
+                    &grants,
+                    &children::reference_grant_name(&ns, &spec.name),
+                )
+                .await
                 {
                     warnings.push(format!(
                         "could not delete the old ReferenceGrant in namespace {old_ns}: {}",
@@ -394,7 +410,11 @@ impl ClusterStore {
         let path = applied.effective_path();
         let endpoint = json!({"status": {"endpoint": path}});
         if let Err(e) = api
-            .patch_status(&spec.name, &PatchParams::default(), &Patch::Merge(&endpoint))
+            .patch_status(
+                &spec.name,
+                &PatchParams::default(),
+                &Patch::Merge(&endpoint),
+            )
             .await
         {
             warnings.push(format!(
@@ -433,7 +453,10 @@ impl ClusterStore {
     }
 
     /// The offers of the client's namespace, or of every namespace.
-    pub async fn list(&self, all_namespaces: bool) -> Result<Vec<ClusterOfferView>, ClusterOfferError> {
+    pub async fn list(
+        &self,
+        all_namespaces: bool,
+    ) -> Result<Vec<ClusterOfferView>, ClusterOfferError> {
         let api: Api<ServiceOffer> = if all_namespaces {
             self.client.all()
         } else {
@@ -478,7 +501,7 @@ impl ClusterStore {
             let grants = apply::dynamic_api(
                 self.client.client(),
                 &children::reference_grant_resource(),
-                Some(&target),
+                Some(target),
             );
             let selector = children::child_label_selector(&ns, name);
             match grants.list(&ListParams::default().labels(&selector)).await {
@@ -618,7 +641,10 @@ mod tests {
             f(&mut s);
             build_offer(&s, "llm", None, &reg).unwrap_err()
         };
-        assert!(matches!(bad(&|s| s.name = "Bad".into()), ClusterOfferError::BadName(_)));
+        assert!(matches!(
+            bad(&|s| s.name = "Bad".into()),
+            ClusterOfferError::BadName(_)
+        ));
         assert!(matches!(
             bad(&|s| s.upstream = "http://127.0.0.1:9000".into()),
             ClusterOfferError::BadUpstream(_)

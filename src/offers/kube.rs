@@ -114,10 +114,7 @@ pub fn offer_pattern(path: &str) -> String {
 
 /// The price the verifier charges per request, as a decimal string, and how it was given.
 /// `decimals`: the asset's, for rounding `perMTok / 1000`.
-pub fn price_of(
-    offer: &ServiceOffer,
-    decimals: u8,
-) -> Result<(String, PriceModel), OfferProblem> {
+pub fn price_of(offer: &ServiceOffer, decimals: u8) -> Result<(String, PriceModel), OfferProblem> {
     let price = &offer.spec.payment.price;
     fn given(v: &Option<String>) -> Option<&str> {
         v.as_deref().map(str::trim).filter(|s| !s.is_empty())
@@ -169,10 +166,9 @@ fn shift_left(s: &str, places: usize) -> Option<String> {
         format!("0.{}{digits}", "0".repeat(point.unsigned_abs()))
     } else {
         let (a, b) = digits.split_at(point as usize);
-        if b.is_empty() {
-            a.to_string()
-        } else {
-            format!("{a}.{b}")
+        match b.trim_end_matches('0') {
+            "" => a.to_string(),
+            b => format!("{a}.{b}"),
         }
     })
 }
@@ -199,7 +195,12 @@ pub fn from_service_offer(
             format!("asset.transferMethod `{m}` is not supported by the verifier (only eip3009)"),
         ));
     }
-    let network = match pay.network.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let network = match pay
+        .network
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(n) => match registry.resolve(n) {
             Some(known) => Some(known.caip2.clone()),
@@ -529,7 +530,10 @@ mod tests {
         let route = resolve_rule(&base, &Registry::builtin(), 0, &r).unwrap();
         assert_eq!(route.chain(), "eip155:8453", "the verifier's chain");
         assert_eq!(route.amount, U256::from(10_000u64));
-        assert_eq!(route.pay_to, PAY.parse().unwrap());
+        assert_eq!(
+            route.pay_to,
+            PAY.parse::<alloy_primitives::Address>().unwrap()
+        );
         // Without the file's chain: base-sepolia, the default.
         let route = resolve_rule(
             &PricingConfig {
@@ -583,12 +587,7 @@ mod tests {
 
     fn with_route_published(mut o: ServiceOffer, status: &str) -> ServiceOffer {
         o.status = Some(ServiceOfferStatus {
-            conditions: vec![Condition::new(
-                condition::ROUTE_PUBLISHED,
-                status,
-                "X",
-                "",
-            )],
+            conditions: vec![Condition::new(condition::ROUTE_PUBLISHED, status, "X", "")],
             ..Default::default()
         });
         o

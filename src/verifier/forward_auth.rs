@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::routes::Lookup;
 use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER, error_json};
+use super::routes::Lookup;
 use crate::offers::path_of;
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -30,8 +30,8 @@ use super::routes::{RouteSource, RouteTable};
 use crate::k8s::apply::now_rfc3339;
 use crate::k8s::types::{Condition, ServiceOffer, condition, upsert_condition};
 use crate::k8s::{K8sError, KubeClient};
-use crate::offers::kube::{OfferProblem, Rendered, reason, render};
 use crate::offers::Route;
+use crate::offers::kube::{OfferProblem, Rendered, reason, render};
 use crate::x402::amount::format_atomic;
 use crate::x402::networks::Registry;
 
@@ -281,6 +281,7 @@ pub async fn watch_offers(
     let mut pending: Option<BTreeMap<(String, String), KubeOffer>> = None;
     let mut listed = false;
     let mut failing: Option<String> = None;
+    let mut last_counts: Option<(usize, usize)> = None;
 
     while let Some(first) = stream.next().await {
         let mut dirty = false;
@@ -342,11 +343,20 @@ pub async fn watch_offers(
         if dirty && listed {
             let view: Vec<KubeOffer> = offers.values().cloned().collect();
             let (src, tbl) = (Arc::clone(&source), Arc::clone(&table));
-            let result =
-                tokio::task::spawn_blocking(move || src.set_offers(view, &tbl)).await;
+            let result = tokio::task::spawn_blocking(move || src.set_offers(view, &tbl)).await;
             match result {
                 Ok(Ok(Some(n))) => {
-                    tracing::info!(routes = n, offers = offers.len(), "routes rebuilt from ServiceOffers");
+                    // Status writes come back as events: log only what changes the counts.
+                    if last_counts != Some((n, offers.len())) {
+                        tracing::info!(
+                            routes = n,
+                            offers = offers.len(),
+                            "routes rebuilt from ServiceOffers"
+                        );
+                    } else {
+                        tracing::debug!(routes = n, "routes rebuilt from ServiceOffers");
+                    }
+                    last_counts = Some((n, offers.len()));
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => tracing::error!("routes not rebuilt, keeping the previous ones: {e}"),
@@ -396,7 +406,10 @@ pub async fn write_statuses(
                 Err(e) => {
                     let msg = client
                         .error(
-                            format!("writing the status of ServiceOffer {}/{}", r.namespace, r.name),
+                            format!(
+                                "writing the status of ServiceOffer {}/{}",
+                                r.namespace, r.name
+                            ),
                             e,
                         )
                         .to_string();
@@ -431,4 +444,341 @@ async fn patch_conditions(api: &Api<DynamicObject>, r: &OfferReport) -> Result<(
     api.patch_status(&r.name, &params, &Patch::Merge(&patch))
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::k8s::children::set_paused;
+    use crate::k8s::types::{
+        OfferPayment, OfferPrice, OfferUpstream, ServiceOfferSpec, ServiceOfferStatus,
+    };
+    use crate::offers::{PricingConfig, RouteRule};
+    use crate::verifier::metrics::Metrics;
+    use crate::verifier::routes::{Lookup, SourceKind, SourceState, not_loaded};
+    use crate::x402::facilitator::{FacilitatorClient, FacilitatorConfig};
+
+    const PAY: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    const WALLET: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+
+    fn source(kind: SourceKind) -> (Arc<RouteSource>, ArcSwap<RouteTable>) {
+        let http = reqwest::Client::new();
+        let config = FacilitatorConfig::default();
+        let placeholder = FacilitatorClient::with_client(
+            http.clone(),
+            "https://x402.gcp.obol.tech",
+            config.clone(),
+        )
+        .unwrap();
+        let src = Arc::new(RouteSource {
+            path: PathBuf::from("/nonexistent/pricing.yaml"),
+            registry: Registry::builtin(),
+            facilitator_override: None,
+            facilitator_config: config,
+            http,
+            settle_before_grant: false,
+            metrics: Arc::new(Metrics::new()),
+            kind,
+            state: SourceState::default(),
+        });
+        (
+            src,
+            ArcSwap::from_pointee(not_loaded(Arc::new(placeholder))),
+        )
+    }
+
+    fn base(chain: &str, routes: Vec<RouteRule>) -> PricingConfig {
+        PricingConfig {
+            wallet: Some(WALLET.into()),
+            chain: Some(chain.into()),
+            routes,
+            ..Default::default()
+        }
+    }
+
+    fn so(ns: &str, name: &str, price: &str, network: Option<&str>) -> ServiceOffer {
+        let mut o = ServiceOffer::new(
+            name,
+            ServiceOfferSpec {
+                upstream: Some(OfferUpstream {
+                    service: "web".into(),
+                    port: Some(8080),
+                    ..Default::default()
+                }),
+                payment: OfferPayment {
+                    network: network.map(String::from),
+                    price: OfferPrice {
+                        per_request: Some(price.into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        o.metadata.namespace = Some(ns.into());
+        o.metadata.generation = Some(3);
+        o.metadata.resource_version = Some("7".into());
+        o
+    }
+
+    fn view(offers: &[ServiceOffer]) -> Vec<KubeOffer> {
+        let mut v: Vec<KubeOffer> = offers
+            .iter()
+            .map(|o| KubeOffer::from_offer(o, &Registry::builtin()))
+            .collect();
+        v.sort_by_key(KubeOffer::key);
+        v
+    }
+
+    fn route_at<'a>(t: &'a RouteTable, path: &str) -> Option<&'a Route> {
+        match t.lookup(path) {
+            Lookup::Route(r) => Some(&r.route),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn ready_only_once_the_file_and_the_first_list_are_in() {
+        let (src, table) = source(SourceKind::Kube);
+        assert_eq!(src.set_base(base("base", vec![]), &table).unwrap(), None);
+        assert!(!table.load().loaded, "waits for the ServiceOffers");
+        assert_eq!(src.set_offers(vec![], &table).unwrap(), Some(0));
+        assert!(table.load().loaded, "an empty list is a complete one");
+
+        let (src, table) = source(SourceKind::Kube);
+        assert_eq!(
+            src.set_offers(view(&[so("a", "x", "1", None)]), &table)
+                .unwrap(),
+            None
+        );
+        assert!(!table.load().loaded, "waits for the offers file");
+        assert_eq!(src.set_base(base("base", vec![]), &table).unwrap(), Some(1));
+        assert!(table.load().loaded);
+    }
+
+    #[test]
+    fn offers_come_first_inherit_chain_and_wallet_and_file_routes_follow() {
+        let (src, table) = source(SourceKind::Both);
+        let file_route = RouteRule {
+            pattern: "/services/*".into(),
+            price: "9".into(),
+            offer_namespace: Some("local".into()),
+            offer_name: Some("catchall".into()),
+            ..Default::default()
+        };
+        src.set_base(base("base", vec![file_route]), &table)
+            .unwrap();
+        let mut named = so("shop", "named", "0.5", Some("base-sepolia"));
+        named.spec.payment.pay_to = Some(PAY.into());
+        src.set_offers(view(&[so("shop", "plain", "0.01", None), named]), &table)
+            .unwrap();
+        let t = table.load();
+        assert_eq!(t.len(), 3);
+        let plain = route_at(&t, "/services/plain/x").unwrap();
+        assert_eq!(plain.chain(), "eip155:8453", "the file's chain");
+        assert_eq!(
+            plain.pay_to,
+            WALLET.parse::<alloy_primitives::Address>().unwrap()
+        );
+        assert_eq!(plain.offer_namespace, "shop");
+        assert_eq!(
+            plain.upstream_url.as_deref(),
+            Some("http://web.shop.svc.cluster.local:8080")
+        );
+        let named = route_at(&t, "/services/named").unwrap();
+        assert_eq!(named.chain(), "eip155:84532");
+        assert_eq!(
+            named.pay_to,
+            PAY.parse::<alloy_primitives::Address>().unwrap()
+        );
+        // The file's catch-all comes after the offers.
+        assert_eq!(
+            route_at(&t, "/services/other").unwrap().offer_name,
+            "catchall"
+        );
+
+        // In kube mode the file's routes are ignored.
+        let (src, table) = source(SourceKind::Kube);
+        src.set_base(
+            base(
+                "base",
+                vec![RouteRule {
+                    pattern: "/f/*".into(),
+                    price: "1".into(),
+                    ..Default::default()
+                }],
+            ),
+            &table,
+        )
+        .unwrap();
+        src.set_offers(vec![], &table).unwrap();
+        assert!(matches!(table.load().lookup("/f/x"), Lookup::None));
+    }
+
+    #[test]
+    fn paused_unpublished_broken_and_conflicting_offers() {
+        let (src, table) = source(SourceKind::Kube);
+        src.set_base(base("base-sepolia", vec![]), &table).unwrap();
+        let mut paused = so("a", "paused", "1", None);
+        set_paused(&mut paused.metadata, true);
+        let mut unpublished = so("a", "unpublished", "1", None);
+        unpublished.status = Some(ServiceOfferStatus {
+            conditions: vec![Condition::new(
+                condition::ROUTE_PUBLISHED,
+                condition::FALSE,
+                "NoGateway",
+                "",
+            )],
+            ..Default::default()
+        });
+        let broken = so("a", "broken", "1", Some("atlantis"));
+        let mut first = so("a", "first", "1", None);
+        first.spec.path = Some("/shared".into());
+        let mut second = so("b", "second", "2", None);
+        second.spec.path = Some("/shared/".into());
+        let mut reports = src.state.reports();
+        src.set_offers(view(&[paused, unpublished, broken, first, second]), &table)
+            .unwrap();
+        let t = table.load();
+        assert!(route_at(&t, "/services/paused/x").unwrap().paused);
+        assert!(matches!(t.lookup("/services/unpublished/x"), Lookup::None));
+        match t.lookup("/services/broken/x") {
+            Lookup::Unavailable(u) => {
+                assert_eq!(u.reason, reason::UNKNOWN_NETWORK);
+                assert_eq!(u.offer_name, "broken");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(route_at(&t, "/shared/x").unwrap().offer_name, "first");
+
+        assert!(reports.has_changed().unwrap());
+        let batch = reports.borrow_and_update().clone();
+        let by = |name: &str| batch.iter().find(|r| r.name == name).cloned();
+        assert!(by("unpublished").is_none(), "not touched");
+        let gate = |name: &str| by(name).unwrap().desired[0].clone();
+        assert_eq!(gate("paused").reason.as_deref(), Some(reason::PAUSED));
+        assert_eq!(gate("paused").status, condition::FALSE);
+        assert_eq!(
+            gate("broken").reason.as_deref(),
+            Some(reason::UNKNOWN_NETWORK)
+        );
+        assert!(gate("broken").message.unwrap().contains("atlantis"));
+        assert_eq!(
+            gate("second").reason.as_deref(),
+            Some(reason::PATH_CONFLICT)
+        );
+        assert!(gate("second").message.unwrap().contains("a/first"));
+        let ok = by("first").unwrap();
+        assert_eq!(ok.desired[0].type_, condition::PAYMENT_GATE_READY);
+        assert_eq!(ok.desired[0].status, condition::TRUE);
+        assert_eq!(ok.desired[0].observed_generation, Some(3));
+        assert_eq!(ok.desired[1].type_, condition::READY);
+        assert!(!ok.up_to_date());
+        let mut done = ok.clone();
+        done.current = done.desired.clone();
+        assert!(done.up_to_date());
+    }
+
+    #[test]
+    fn a_broken_offer_blocks_only_paths_it_comes_before() {
+        let (src, table) = source(SourceKind::Both);
+        let file_route = RouteRule {
+            pattern: "/services/*".into(),
+            price: "1".into(),
+            ..Default::default()
+        };
+        src.set_base(base("base", vec![file_route]), &table)
+            .unwrap();
+        let mut good = so("a", "good", "1", None);
+        good.spec.path = Some("/services/x/good".into());
+        let mut broken = so("b", "broken", "nope", None);
+        broken.spec.path = Some("/services/x".into());
+        src.set_offers(view(&[good, broken]), &table).unwrap();
+        let t = table.load();
+        // An earlier offer wins over the broken one.
+        assert_eq!(
+            route_at(&t, "/services/x/good/1").unwrap().offer_name,
+            "good"
+        );
+        // The broken offer wins over the file's catch-all that comes after it.
+        assert!(matches!(t.lookup("/services/x/1"), Lookup::Unavailable(_)));
+        // Other paths still reach the file's route.
+        assert!(route_at(&t, "/services/y").is_some());
+    }
+
+    #[test]
+    fn series_of_deleted_offers_and_of_an_old_chain_are_removed() {
+        let (src, table) = source(SourceKind::Kube);
+        src.set_base(base("base", vec![]), &table).unwrap();
+        src.set_offers(
+            view(&[so("a", "keep", "1", None), so("a", "gone", "1", None)]),
+            &table,
+        )
+        .unwrap();
+        for p in ["/services/keep", "/services/gone"] {
+            match table.load().lookup(p) {
+                Lookup::Route(r) => r.series.request(),
+                other => panic!("{other:?}"),
+            }
+        }
+        let text = src.metrics.encode();
+        assert!(
+            text.contains(
+                r#"obol_x402_verifier_requests_total{chain="eip155:8453",offer_name="gone",offer_namespace="a"} 1"#
+            ),
+            "{text}"
+        );
+        // Deleted: every series of the offer goes, with the inherited chain label.
+        src.set_offers(view(&[so("a", "keep", "1", None)]), &table)
+            .unwrap();
+        let text = src.metrics.encode();
+        assert!(!text.contains(r#"offer_name="gone""#), "{text}");
+        assert!(text.contains(r#"offer_name="keep""#), "{text}");
+        // The file's chain changes: the offer's series move to the new chain.
+        src.set_base(base("base-sepolia", vec![]), &table).unwrap();
+        let text = src.metrics.encode();
+        assert!(!text.contains(r#"chain="eip155:8453""#), "{text}");
+        assert_eq!(
+            route_at(&table.load(), "/services/keep").unwrap().chain(),
+            "eip155:84532"
+        );
+    }
+
+    #[test]
+    fn a_broken_base_file_keeps_the_previous_one() {
+        let (src, table) = source(SourceKind::Kube);
+        src.set_base(base("base", vec![]), &table).unwrap();
+        src.set_offers(view(&[so("a", "x", "1", None)]), &table)
+            .unwrap();
+        let err = src.set_base(base("mars", vec![]), &table).unwrap_err();
+        assert!(err.to_string().contains("mars"), "{err}");
+        // Still on base, and later offers still resolve against it.
+        src.set_offers(view(&[so("a", "y", "1", None)]), &table)
+            .unwrap();
+        assert_eq!(
+            route_at(&table.load(), "/services/y").unwrap().chain(),
+            "eip155:8453"
+        );
+    }
+
+    #[test]
+    fn an_object_that_does_not_read_is_an_invalid_offer() {
+        let mut obj =
+            DynamicObject::new("weird", &ApiResource::erase::<ServiceOffer>(&())).within("a");
+        obj.data = json!({"spec": {"upstream": {"service": "web", "port": "eighty"}},
+                          "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let o = KubeOffer::from_object(&obj, &Registry::builtin());
+        assert_eq!(o.name, "weird");
+        assert_eq!(o.conditions.len(), 1);
+        match o.rendered {
+            Rendered::Invalid { pattern, problem } => {
+                assert_eq!(pattern, None);
+                assert_eq!(problem.reason, reason::INVALID_SPEC);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

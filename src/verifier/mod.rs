@@ -295,18 +295,23 @@ impl Verifier {
             _ => String::new(),
         };
         tracing::info!(
-            "obol verifier listening on {bound} mode={} route-source={} routes={} ready={} facilitator={} offers={}{cluster}",
+            "obol verifier listening on {bound} mode={} routes={} ready={} facilitator={} offers={} route-source={}{cluster}",
             self.config.mode.as_str(),
-            self.config.route_source.as_str(),
             table.len(),
             table.loaded,
             table.facilitator.base_url(),
             self.config.offers_file.display(),
+            self.config.route_source.as_str(),
         );
         drop(table);
 
         let mut kube_tasks = Vec::new();
-        if let Some(k) = self.config.kube.clone().filter(|_| self.config.route_source.kube()) {
+        if let Some(k) = self
+            .config
+            .kube
+            .clone()
+            .filter(|_| self.config.route_source.kube())
+        {
             if k.write_status {
                 kube_tasks.push(tokio::spawn(kube_source::write_statuses(
                     k.client.clone(),

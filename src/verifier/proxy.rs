@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 
 use super::AppState;
-use super::routes::Lookup;
 use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER, error_json};
+use super::routes::Lookup;
 use crate::offers::{Route, path_of};
 use crate::x402::codec::{PAYMENT_SIGNATURE, X_PAYMENT};
 

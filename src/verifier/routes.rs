@@ -349,16 +349,22 @@ impl RouteSource {
         merged: &mut Merged,
         current: &ArcSwap<RouteTable>,
     ) -> Result<Option<usize>, LoadError> {
-        let Some(base) = merged.base.clone() else {
+        let Merged {
+            base,
+            offers,
+            logged,
+            ..
+        } = merged;
+        let Some(base) = base.as_ref() else {
             return Ok(None);
         };
-        let offers = match (&merged.offers, self.kind.kube()) {
-            (Some(o), true) => Some(Arc::clone(o)),
+        let offers = match (offers, self.kind.kube()) {
+            (Some(o), true) => Some(o.as_slice()),
             (None, true) => return Ok(None),
             (_, false) => None,
         };
         let previous = current.load();
-        let (table, reports) = self.build(&base, offers.as_deref().map(Vec::as_slice), &previous, merged)?;
+        let (table, reports) = self.build(base, offers, &previous, logged)?;
         let n = table.len();
         self.install(current, table);
         if self.kind.kube() {
@@ -375,7 +381,7 @@ impl RouteSource {
         cfg: &PricingConfig,
         kube_offers: Option<&[KubeOffer]>,
         previous: &RouteTable,
-        merged: &mut Merged,
+        logged: &mut HashMap<(String, String), String>,
     ) -> Result<(RouteTable, Vec<OfferReport>), LoadError> {
         let mut entries: Vec<(Pattern, Arc<LiveRoute>)> = Vec::new();
         let mut blocked: Vec<(Pattern, Arc<Unavailable>)> = Vec::new();
@@ -423,23 +429,29 @@ impl RouteSource {
                 }
                 match outcome {
                     Ok(route) => {
-                        reports.push(OfferReport::new(offer, desired_conditions(offer, Ok(&route))));
+                        reports.push(OfferReport::new(
+                            offer,
+                            desired_conditions(offer, Ok(&route)),
+                        ));
                         let series = self.metrics.series(
                             &route.offer_namespace,
                             &route.offer_name,
                             route.chain(),
                         );
                         let pattern = Pattern::parse(&route.pattern);
-                        entries.push((pattern, Arc::new(LiveRoute {
-                            route,
-                            series,
-                            unpaid: UnpaidCache::default(),
-                        })));
+                        entries.push((
+                            pattern,
+                            Arc::new(LiveRoute {
+                                route,
+                                series,
+                                unpaid: UnpaidCache::default(),
+                            }),
+                        ));
                         index += 1;
                     }
                     Err(problem) => {
                         let text = problem.to_string();
-                        if merged.logged.get(&key) != Some(&text) {
+                        if logged.get(&key) != Some(&text) {
                             tracing::warn!(
                                 offer = %who,
                                 reason = problem.reason,
@@ -448,7 +460,10 @@ impl RouteSource {
                             );
                         }
                         problems_now.insert(key, text);
-                        reports.push(OfferReport::new(offer, desired_conditions(offer, Err(&problem))));
+                        reports.push(OfferReport::new(
+                            offer,
+                            desired_conditions(offer, Err(&problem)),
+                        ));
                         if let Some(p) = pattern
                             && problem.reason != reason::PATH_CONFLICT
                         {
@@ -467,12 +482,12 @@ impl RouteSource {
                     }
                 }
             }
-            for key in merged.logged.keys() {
+            for key in logged.keys() {
                 if !problems_now.contains_key(key) {
                     tracing::info!(offer = %format!("{}/{}", key.0, key.1), "ServiceOffer problem resolved or offer gone");
                 }
             }
-            merged.logged = problems_now;
+            *logged = problems_now;
         }
 
         if self.kind.file_routes() {
@@ -488,11 +503,14 @@ impl RouteSource {
                     self.metrics
                         .series(&route.offer_namespace, &route.offer_name, route.chain());
                 let pattern = Pattern::parse(&route.pattern);
-                entries.push((pattern, Arc::new(LiveRoute {
-                            route,
-                            series,
-                            unpaid: UnpaidCache::default(),
-                        })));
+                entries.push((
+                    pattern,
+                    Arc::new(LiveRoute {
+                        route,
+                        series,
+                        unpaid: UnpaidCache::default(),
+                    }),
+                ));
             }
         }
 

@@ -715,7 +715,8 @@ async fn proxy_upstream_errors_pass_through_unsettled_and_release_the_payment() 
     assert_eq!(h.settles(), 0);
     assert_eq!(
         h.metric("obol_x402_verifier_charged_requests_total", "demo"),
-        None
+        Some(0.0),
+        "loaded offers export the money counter at 0; nothing was charged"
     );
     // The buyer retries with the same header once the upstream is fixed.
     h.up.status.store(201, Ordering::SeqCst);
@@ -741,7 +742,8 @@ async fn proxy_settlement_refused_is_402_with_receipt() {
     assert_eq!(json_of(r).await["error"], "insufficient_funds");
     assert_eq!(
         h.metric("obol_x402_verifier_charged_requests_total", "demo"),
-        None
+        Some(0.0),
+        "loaded offers export the money counter at 0; nothing was charged"
     );
     assert_eq!(
         h.metric("obol_x402_verifier_payment_failed_total", "demo"),
@@ -1002,9 +1004,15 @@ async fn reload_swaps_routes_and_removes_series_of_deleted_offers() {
     h.get("/services/demo/x", &[]).await;
     let text = h.get("/metrics", &[]).await.text().await.unwrap();
     assert!(text.contains(r#"obol_x402_verifier_charged_requests_total{chain="eip155:8453",offer_name="other",offer_namespace="local"} 1"#), "{text}");
+    let paused: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(r#"offer_name="paused""#))
+        .collect();
     assert!(
-        !text.contains(r#"offer_name="paused""#),
-        "no traffic, no series"
+        paused
+            .iter()
+            .all(|l| l.contains("_charged_") && l.ends_with(" 0")),
+        "no traffic: only the money counters, at 0: {paused:?}"
     );
 
     // Delete "other" (the way `obol sell delete` does) and wait for the reload.
