@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The latency `obol serve buyer` adds on a free (never 402) upstream: the same constant-rate
-# load (default 1,000 req/s for 20 s, after a 3 s warm-up) is sent to the upstream directly and
-# through the sidecar, alternately, ROUNDS times; prints the percentiles of each run and the
+# The latency `obol serve buyer` adds on a free (never 402) upstream. One load generator sends
+# the same constant rate (default 1,000 req/s for 20 s, after a 3 s warm-up) to the upstream
+# directly and, at the same time, through the sidecar (each request stream offset by half a
+# period), so both see the same machine; ROUNDS times. Prints the percentiles of each and the
 # difference of the medians over the rounds.
 #
 #   benches/sidecar_overhead.sh                  # RATE=1000 DURATION=20 WARMUP=3 ROUNDS=3
 #   RATE=2000 DURATION=10 benches/sidecar_overhead.sh
 #   PIN=1 benches/sidecar_overhead.sh            # load generator on CPU 1, the rest on CPU 0
+#   SKIP_BUILD=1 ...                             # use the binaries already in target/release
 #
 # Load: examples/sidecar_load.rs (open loop: every request leaves on its own schedule, latency
 # from send to the last byte); upstream: the same example's axum server. Both single-threaded.
@@ -19,7 +21,9 @@ WARMUP=${WARMUP:-3}
 ROUNDS=${ROUNDS:-3}
 PIN=${PIN:-0}
 
-cargo build --release --quiet --bin obol --example sidecar_load
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    cargo build --release --quiet --bin obol --example sidecar_load
+fi
 OBOL=target/release/obol
 LOAD=target/release/examples/sidecar_load
 
@@ -32,8 +36,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pin() { # pin CPU command...
-    if [ "$PIN" = 1 ] && command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi
+# Runs `command...` in place of the calling (sub)shell, on CPU `cpu` when PIN=1. Only called
+# in a subshell (`&` or a pipeline), so the PID recorded for cleanup is the program's own.
+pin() { # cpu command...
+    if [ "$PIN" = 1 ] && command -v taskset >/dev/null; then exec taskset -c "$1" "${@:2}"; fi
+    exec "${@:2}"
 }
 
 wait_for_line() { # file pattern
@@ -64,17 +71,15 @@ PIDS+=($!)
 wait_for_line "$TMP/sidecar.log" "listening on"
 SIDECAR=$(grep -o 'listening on [0-9.:]*' "$TMP/sidecar.log" | head -1 | sed 's/listening on //')
 
-run() { # label url model
-    pin 1 "$LOAD" load "$2" --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" --model "$3" \
-        | tee -a "$TMP/$1.jsonl"
-}
-
-echo "rate ${RATE}/s, ${DURATION} s per run (+${WARMUP} s warm-up), ${ROUNDS} rounds; upstream $UPSTREAM, sidecar $SIDECAR"
+echo "rate ${RATE}/s each, ${DURATION} s per round (+${WARMUP} s warm-up), ${ROUNDS} rounds; upstream $UPSTREAM, sidecar $SIDECAR"
 for round in $(seq 1 "$ROUNDS"); do
-    echo "round $round: direct"
-    run direct "http://$UPSTREAM/v1/chat/completions" bench-model
-    echo "round $round: through the sidecar"
-    run sidecar "http://$SIDECAR/v1/chat/completions" paid/bench-model
+    echo "round $round"
+    (pin 1 "$LOAD" load "http://$UPSTREAM/v1/chat/completions" --model bench-model \
+        --also "http://$SIDECAR/v1/chat/completions" --model paid/bench-model \
+        --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP") >"$TMP/round.jsonl"
+    cat "$TMP/round.jsonl"
+    sed -n 1p "$TMP/round.jsonl" >>"$TMP/direct.jsonl"
+    sed -n 2p "$TMP/round.jsonl" >>"$TMP/sidecar.jsonl"
 done
 
 python3 - "$TMP/direct.jsonl" "$TMP/sidecar.jsonl" <<'EOF'

@@ -13,12 +13,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use obol::buyer::sidecar::UpstreamSpec;
 use obol::buyer::sidecar::config::UpstreamConfig;
 use obol::buyer::sidecar::metrics::Metrics;
 use obol::buyer::sidecar::payment::{from_pool, pick, sign_live};
 use obol::buyer::sidecar::pool::{AuthPool, PoolAuth};
 use obol::buyer::sidecar::upstream::resolve;
-use obol::buyer::sidecar::UpstreamSpec;
 use obol::buyer::wallet::{Wallet, parse_private_key};
 use obol::x402::networks::Registry;
 use obol::x402::wire::{PaymentRequired, PaymentRequiredV2, PaymentRequirements};

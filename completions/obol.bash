@@ -16,6 +16,9 @@ _obol() {
             ",$1")
                 cmd="obol"
                 ;;
+            obol,auth)
+                cmd="obol__subcmd__auth"
+                ;;
             obol,buy)
                 cmd="obol__subcmd__buy"
                 ;;
@@ -25,6 +28,12 @@ _obol() {
             obol,help)
                 cmd="obol__subcmd__help"
                 ;;
+            obol,manifests)
+                cmd="obol__subcmd__manifests"
+                ;;
+            obol,metrics)
+                cmd="obol__subcmd__metrics"
+                ;;
             obol,sell)
                 cmd="obol__subcmd__sell"
                 ;;
@@ -33,6 +42,36 @@ _obol() {
                 ;;
             obol,wallet)
                 cmd="obol__subcmd__wallet"
+                ;;
+            obol__subcmd__auth,help)
+                cmd="obol__subcmd__auth__subcmd__help"
+                ;;
+            obol__subcmd__auth,login)
+                cmd="obol__subcmd__auth__subcmd__login"
+                ;;
+            obol__subcmd__auth,logout)
+                cmd="obol__subcmd__auth__subcmd__logout"
+                ;;
+            obol__subcmd__auth,refresh)
+                cmd="obol__subcmd__auth__subcmd__refresh"
+                ;;
+            obol__subcmd__auth,status)
+                cmd="obol__subcmd__auth__subcmd__status"
+                ;;
+            obol__subcmd__auth__subcmd__help,help)
+                cmd="obol__subcmd__auth__subcmd__help__subcmd__help"
+                ;;
+            obol__subcmd__auth__subcmd__help,login)
+                cmd="obol__subcmd__auth__subcmd__help__subcmd__login"
+                ;;
+            obol__subcmd__auth__subcmd__help,logout)
+                cmd="obol__subcmd__auth__subcmd__help__subcmd__logout"
+                ;;
+            obol__subcmd__auth__subcmd__help,refresh)
+                cmd="obol__subcmd__auth__subcmd__help__subcmd__refresh"
+                ;;
+            obol__subcmd__auth__subcmd__help,status)
+                cmd="obol__subcmd__auth__subcmd__help__subcmd__status"
                 ;;
             obol__subcmd__buy,help)
                 cmd="obol__subcmd__buy__subcmd__help"
@@ -46,6 +85,9 @@ _obol() {
             obol__subcmd__buy__subcmd__help,pay)
                 cmd="obol__subcmd__buy__subcmd__help__subcmd__pay"
                 ;;
+            obol__subcmd__help,auth)
+                cmd="obol__subcmd__help__subcmd__auth"
+                ;;
             obol__subcmd__help,buy)
                 cmd="obol__subcmd__help__subcmd__buy"
                 ;;
@@ -54,6 +96,12 @@ _obol() {
                 ;;
             obol__subcmd__help,help)
                 cmd="obol__subcmd__help__subcmd__help"
+                ;;
+            obol__subcmd__help,manifests)
+                cmd="obol__subcmd__help__subcmd__manifests"
+                ;;
+            obol__subcmd__help,metrics)
+                cmd="obol__subcmd__help__subcmd__metrics"
                 ;;
             obol__subcmd__help,sell)
                 cmd="obol__subcmd__help__subcmd__sell"
@@ -64,8 +112,26 @@ _obol() {
             obol__subcmd__help,wallet)
                 cmd="obol__subcmd__help__subcmd__wallet"
                 ;;
+            obol__subcmd__help__subcmd__auth,login)
+                cmd="obol__subcmd__help__subcmd__auth__subcmd__login"
+                ;;
+            obol__subcmd__help__subcmd__auth,logout)
+                cmd="obol__subcmd__help__subcmd__auth__subcmd__logout"
+                ;;
+            obol__subcmd__help__subcmd__auth,refresh)
+                cmd="obol__subcmd__help__subcmd__auth__subcmd__refresh"
+                ;;
+            obol__subcmd__help__subcmd__auth,status)
+                cmd="obol__subcmd__help__subcmd__auth__subcmd__status"
+                ;;
             obol__subcmd__help__subcmd__buy,pay)
                 cmd="obol__subcmd__help__subcmd__buy__subcmd__pay"
+                ;;
+            obol__subcmd__help__subcmd__metrics,earnings)
+                cmd="obol__subcmd__help__subcmd__metrics__subcmd__earnings"
+                ;;
+            obol__subcmd__help__subcmd__metrics,rules)
+                cmd="obol__subcmd__help__subcmd__metrics__subcmd__rules"
                 ;;
             obol__subcmd__help__subcmd__sell,create)
                 cmd="obol__subcmd__help__subcmd__sell__subcmd__create"
@@ -82,6 +148,9 @@ _obol() {
             obol__subcmd__help__subcmd__sell,resume)
                 cmd="obol__subcmd__help__subcmd__sell__subcmd__resume"
                 ;;
+            obol__subcmd__help__subcmd__serve,buyer)
+                cmd="obol__subcmd__help__subcmd__serve__subcmd__buyer"
+                ;;
             obol__subcmd__help__subcmd__serve,verifier)
                 cmd="obol__subcmd__help__subcmd__serve__subcmd__verifier"
                 ;;
@@ -90,6 +159,24 @@ _obol() {
                 ;;
             obol__subcmd__help__subcmd__wallet,import)
                 cmd="obol__subcmd__help__subcmd__wallet__subcmd__import"
+                ;;
+            obol__subcmd__metrics,earnings)
+                cmd="obol__subcmd__metrics__subcmd__earnings"
+                ;;
+            obol__subcmd__metrics,help)
+                cmd="obol__subcmd__metrics__subcmd__help"
+                ;;
+            obol__subcmd__metrics,rules)
+                cmd="obol__subcmd__metrics__subcmd__rules"
+                ;;
+            obol__subcmd__metrics__subcmd__help,earnings)
+                cmd="obol__subcmd__metrics__subcmd__help__subcmd__earnings"
+                ;;
+            obol__subcmd__metrics__subcmd__help,help)
+                cmd="obol__subcmd__metrics__subcmd__help__subcmd__help"
+                ;;
+            obol__subcmd__metrics__subcmd__help,rules)
+                cmd="obol__subcmd__metrics__subcmd__help__subcmd__rules"
                 ;;
             obol__subcmd__sell,create)
                 cmd="obol__subcmd__sell__subcmd__create"
@@ -127,11 +214,17 @@ _obol() {
             obol__subcmd__sell__subcmd__help,resume)
                 cmd="obol__subcmd__sell__subcmd__help__subcmd__resume"
                 ;;
+            obol__subcmd__serve,buyer)
+                cmd="obol__subcmd__serve__subcmd__buyer"
+                ;;
             obol__subcmd__serve,help)
                 cmd="obol__subcmd__serve__subcmd__help"
                 ;;
             obol__subcmd__serve,verifier)
                 cmd="obol__subcmd__serve__subcmd__verifier"
+                ;;
+            obol__subcmd__serve__subcmd__help,buyer)
+                cmd="obol__subcmd__serve__subcmd__help__subcmd__buyer"
                 ;;
             obol__subcmd__serve__subcmd__help,help)
                 cmd="obol__subcmd__serve__subcmd__help__subcmd__help"
@@ -164,12 +257,326 @@ _obol() {
 
     case "${cmd}" in
         obol)
-            opts="-v -h -V --log-format --verbose --help --version sell buy wallet serve completion help"
+            opts="-v -h -V --log-format --verbose --help --version sell buy wallet serve metrics auth manifests completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth)
+            opts="-v -h -V --log-format --verbose --help --version login refresh status logout help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__help)
+            opts="login refresh status logout help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__help__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__help__subcmd__refresh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__login)
+            opts="-v -h -V --issuer --client-id --client-secret --kubeconfig --context --secret-namespace --secret-name --erpc-deployment --callback-port --no-browser --no-restart --timeout --login-hint --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --erpc-deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --callback-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --login-hint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__logout)
+            opts="-v -h -V --issuer --client-id --client-secret --kubeconfig --context --secret-namespace --secret-name --erpc-deployment --no-revoke --no-restart --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --erpc-deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__refresh)
+            opts="-v -h -V --issuer --client-id --client-secret --kubeconfig --context --secret-namespace --secret-name --erpc-deployment --watch --from-secret --no-restart --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --erpc-deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__auth__subcmd__status)
+            opts="-o -v -h -V --kubeconfig --context --secret-namespace --secret-name --erpc-deployment --output --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --erpc-deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -334,8 +741,78 @@ _obol() {
             return 0
             ;;
         obol__subcmd__help)
-            opts="sell buy wallet serve completion help"
+            opts="sell buy wallet serve metrics auth manifests completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__auth)
+            opts="login refresh status logout"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__auth__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__auth__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__auth__subcmd__refresh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__auth__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -392,6 +869,62 @@ _obol() {
         obol__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__manifests)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__metrics)
+            opts="earnings rules"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__metrics__subcmd__earnings)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__metrics__subcmd__rules)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -488,8 +1021,22 @@ _obol() {
             return 0
             ;;
         obol__subcmd__help__subcmd__serve)
-            opts="verifier"
+            opts="verifier buyer"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__serve__subcmd__buyer)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -557,6 +1104,202 @@ _obol() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        obol__subcmd__manifests)
+            opts="-n -v -h -V --namespace --image --chain --facilitator --wallet --no-monitoring --no-erpc --auth-refresher --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --facilitator)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wallet)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__metrics)
+            opts="-v -h -V --log-format --verbose --help --version earnings rules help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__metrics__subcmd__earnings)
+            opts="-o -v -h -V --prometheus --kube --kube-namespace --kube-service --kubeconfig --context --scrape --window --by --offer --output --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --prometheus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kube-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kube-service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scrape)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --window)
+                    COMPREPLY=($(compgen -W "24h 7d" -- "${cur}"))
+                    return 0
+                    ;;
+                --by)
+                    COMPREPLY=($(compgen -W "offer chain" -- "${cur}"))
+                    return 0
+                    ;;
+                --offer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__metrics__subcmd__help)
+            opts="earnings rules help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__metrics__subcmd__help__subcmd__earnings)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__metrics__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__metrics__subcmd__help__subcmd__rules)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__metrics__subcmd__rules)
+            opts="-v -h -V --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         obol__subcmd__sell)
             opts="-v -h -V --log-format --verbose --help --version create list delete pause resume help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -576,7 +1319,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__sell__subcmd__create)
-            opts="-o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --offers-file --output --log-format --verbose --help --version"
+            opts="-n -o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --offers-file --kube --kubeconfig --context --namespace --output --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -618,6 +1361,22 @@ _obol() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
@@ -638,13 +1397,29 @@ _obol() {
             return 0
             ;;
         obol__subcmd__sell__subcmd__delete)
-            opts="-v -h -V --offers-file --log-format --verbose --help --version"
+            opts="-n -v -h -V --offers-file --kube --kubeconfig --context --namespace --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --offers-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -758,13 +1533,29 @@ _obol() {
             return 0
             ;;
         obol__subcmd__sell__subcmd__list)
-            opts="-o -v -h -V --offers-file --output --log-format --verbose --help --version"
+            opts="-n -A -o -v -h -V --offers-file --kube --kubeconfig --context --namespace --all-namespaces --output --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --offers-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -788,13 +1579,29 @@ _obol() {
             return 0
             ;;
         obol__subcmd__sell__subcmd__pause)
-            opts="-v -h -V --offers-file --log-format --verbose --help --version"
+            opts="-n -v -h -V --offers-file --kube --kubeconfig --context --namespace --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --offers-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -810,13 +1617,29 @@ _obol() {
             return 0
             ;;
         obol__subcmd__sell__subcmd__resume)
-            opts="-v -h -V --offers-file --log-format --verbose --help --version"
+            opts="-n -v -h -V --offers-file --kube --kubeconfig --context --namespace --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --offers-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -832,7 +1655,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve)
-            opts="-v -h -V --log-format --verbose --help --version verifier help"
+            opts="-v -h -V --log-format --verbose --help --version verifier buyer help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -849,9 +1672,77 @@ _obol() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        obol__subcmd__serve__subcmd__help)
-            opts="verifier help"
+        obol__subcmd__serve__subcmd__buyer)
+            opts="-v -h -V --listen --config-dir --auths-dir --state --source --reload-interval --max-amount --private-key-file --signer-url --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auths-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source)
+                    COMPREPLY=($(compgen -W "files kube both" -- "${cur}"))
+                    return 0
+                    ;;
+                --reload-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-amount)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --private-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signer-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__serve__subcmd__help)
+            opts="verifier buyer help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__serve__subcmd__help__subcmd__buyer)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -892,7 +1783,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__verifier)
-            opts="-v -h -V --listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --kube-watch-timeout --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -923,6 +1814,30 @@ _obol() {
                     return 0
                     ;;
                 --reload-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route-source)
+                    COMPREPLY=($(compgen -W "file kube both" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kube-watch-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -32,7 +32,10 @@ complete -c obol -n "__fish_obol_needs_command" -s V -l version -d 'Print versio
 complete -c obol -n "__fish_obol_needs_command" -f -a "sell" -d 'Publish services for sale: offers that `obol serve verifier` charges for'
 complete -c obol -n "__fish_obol_needs_command" -f -a "buy" -d 'Pay for services sold with x402'
 complete -c obol -n "__fish_obol_needs_command" -f -a "wallet" -d 'The buyer\'s key: import it into the OS keyring, show its address'
-complete -c obol -n "__fish_obol_needs_command" -f -a "serve" -d 'Run the daemons: the seller\'s payment gate'
+complete -c obol -n "__fish_obol_needs_command" -f -a "serve" -d 'Run the daemons: the seller\'s payment gate and the buyer\'s paying sidecar'
+complete -c obol -n "__fish_obol_needs_command" -f -a "metrics" -d 'What the seller earned: revenue and settlement per offer and chain'
+complete -c obol -n "__fish_obol_needs_command" -f -a "auth" -d 'Sign in for the stack\'s authenticated RPC: the ID token eRPC sends upstream'
+complete -c obol -n "__fish_obol_needs_command" -f -a "manifests" -d 'Print the Kubernetes manifests: CRDs, verifier, RBAC, monitoring, eRPC auth'
 complete -c obol -n "__fish_obol_needs_command" -f -a "completion" -d 'Print shell completions (bash, zsh, fish)'
 complete -c obol -n "__fish_obol_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c obol -n "__fish_obol_using_subcommand sell; and not __fish_seen_subcommand_from create list delete pause resume help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -46,45 +49,66 @@ complete -c obol -n "__fish_obol_using_subcommand sell; and not __fish_seen_subc
 complete -c obol -n "__fish_obol_using_subcommand sell; and not __fish_seen_subcommand_from create list delete pause resume help" -f -a "pause" -d 'Stop serving an offer without deleting it'
 complete -c obol -n "__fish_obol_using_subcommand sell; and not __fish_seen_subcommand_from create list delete pause resume help" -f -a "resume" -d 'Serve a paused offer again'
 complete -c obol -n "__fish_obol_using_subcommand sell; and not __fish_seen_subcommand_from create list delete pause resume help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l upstream -d 'Where paid requests go, e.g. http://127.0.0.1:9000' -r
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l upstream -d 'Where paid requests go. Offers file: a URL, e.g. http://127.0.0.1:9000. Cluster: a Service as SERVICE[.NAMESPACE]:PORT (e.g. ollama.llm:11434; the namespace defaults to the offer\'s), also written http://SERVICE.NAMESPACE.svc.cluster.local:PORT' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l price -d 'Price per request in the asset\'s units (USDC), e.g. 0.01' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l chain -d 'Chain to be paid on: a name (base, base-sepolia, ...) or a CAIP-2 id (eip155:84532)' -r
-complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l pay-to -d 'Address that receives the payments (defaults to the file\'s `wallet`)' -r
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l pay-to -d 'Address that receives the payments [default: the offers file\'s `wallet`; on a cluster, the verifier\'s `wallet`]' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l path -d 'URL path the offer is sold under [default: /services/NAME]' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l description -d 'Human description shown in the 402 answer' -r
-complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l upstream-auth -d 'Authorization header value sent to the upstream on paid requests (e.g. "Bearer sk-...")' -r
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l upstream-auth -d 'Authorization header value sent to the upstream on paid requests (e.g. "Bearer sk-..."). Offers file only' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l max-timeout-seconds -d 'How long a buyer\'s signed authorization may stay valid, in seconds' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l offers-file -d 'The offers file (pricing.yaml) to read and write' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l context -d 'Kubeconfig context [default: the current context]' -r
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -s n -l namespace -d 'Namespace [default: the context\'s, else `default`; `serve verifier`: all namespaces]' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -s o -l output -r -f -a "table\t''
 json\t''"
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l kube -d 'Use the cluster (ServiceOffers) even when an offers file is named'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -l offers-file -d 'The offers file (pricing.yaml) to read and write' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -l context -d 'Kubeconfig context [default: the current context]' -r
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -s n -l namespace -d 'Namespace [default: the context\'s, else `default`; `serve verifier`: all namespaces]' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -s o -l output -r -f -a "table\t''
 json\t''"
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -l kube -d 'Use the cluster (ServiceOffers) even when an offers file is named'
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -s A -l all-namespaces -d 'On a cluster: the offers of every namespace'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from delete" -l offers-file -d 'The offers file (pricing.yaml) to read and write' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from delete" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from delete" -l context -d 'Kubeconfig context [default: the current context]' -r
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from delete" -s n -l namespace -d 'Namespace [default: the context\'s, else `default`; `serve verifier`: all namespaces]' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from delete" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from delete" -l kube -d 'Use the cluster (ServiceOffers) even when an offers file is named'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from pause" -l offers-file -d 'The offers file (pricing.yaml) to read and write' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from pause" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from pause" -l context -d 'Kubeconfig context [default: the current context]' -r
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from pause" -s n -l namespace -d 'Namespace [default: the context\'s, else `default`; `serve verifier`: all namespaces]' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from pause" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from pause" -l kube -d 'Use the cluster (ServiceOffers) even when an offers file is named'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from pause" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from pause" -s h -l help -d 'Print help'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from pause" -s V -l version -d 'Print version'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from resume" -l offers-file -d 'The offers file (pricing.yaml) to read and write' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from resume" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from resume" -l context -d 'Kubeconfig context [default: the current context]' -r
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from resume" -s n -l namespace -d 'Namespace [default: the context\'s, else `default`; `serve verifier`: all namespaces]' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from resume" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from resume" -l kube -d 'Use the cluster (ServiceOffers) even when an offers file is named'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from resume" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from resume" -s V -l version -d 'Print version'
@@ -146,13 +170,14 @@ complete -c obol -n "__fish_obol_using_subcommand wallet; and __fish_seen_subcom
 complete -c obol -n "__fish_obol_using_subcommand wallet; and __fish_seen_subcommand_from help" -f -a "import" -d 'Store a private key in the OS keyring (read from --private-key-file or stdin)'
 complete -c obol -n "__fish_obol_using_subcommand wallet; and __fish_seen_subcommand_from help" -f -a "address" -d 'Print the address of the active wallet'
 complete -c obol -n "__fish_obol_using_subcommand wallet; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier buyer help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
-complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier help" -s h -l help -d 'Print help'
-complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier help" -s V -l version -d 'Print version'
-complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier help" -f -a "verifier" -d 'The x402 payment gate: Traefik ForwardAuth endpoint and/or paying reverse proxy'
-complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier buyer help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier buyer help" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier buyer help" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier buyer help" -f -a "verifier" -d 'The x402 payment gate: Traefik ForwardAuth endpoint and/or paying reverse proxy'
+complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier buyer help" -f -a "buyer" -d 'The buyer sidecar: an OpenAI-compatible proxy that pays sellers\' 402s from a pool of pre-signed authorizations (or a live signer) under spend caps'
+complete -c obol -n "__fish_obol_using_subcommand serve; and not __fish_seen_subcommand_from verifier buyer help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l listen -d 'Address to listen on (":8080" means all interfaces)' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l offers-file -d 'The offers file (pricing.yaml) to read and write' -r -F
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l facilitator -d 'Facilitator URL (overrides the offers file\'s `facilitatorURL`)' -r
@@ -162,25 +187,176 @@ both\t'Both'"
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l verify-timeout -d 'Facilitator /verify time limit' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l settle-timeout -d 'Facilitator /settle time limit' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l reload-interval -d 'How often to check the offers file for changes' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l route-source -d 'Where routes come from: the offers file, the cluster\'s ServiceOffers, or both' -r -f -a "file\t'The offers file\'s routes'
+kube\t'The cluster\'s ServiceOffers; the offers file gives only wallet, chain, facilitatorURL and verifyOnly'
+both\t'ServiceOffers first, then the offers file\'s routes'"
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l context -d 'Kubeconfig context [default: the current context]' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s n -l namespace -d 'Namespace [default: the context\'s, else `default`; `serve verifier`: all namespaces]' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l kube-watch-timeout -d 'Length of each ServiceOffer watch request before it is resumed' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l settle-before-grant -d 'In ForwardAuth mode, settle the payment before answering 200 (costs one settlement wait)'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l listen -d 'Address to listen on (":8402" means all interfaces)' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l config-dir -d 'Directory of per-upstream config files [default: $XDG_CONFIG_HOME/obol/buyer/config]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l auths-dir -d 'Directory of per-upstream auth files [default: $XDG_CONFIG_HOME/obol/buyer/auths]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l state -d 'State file: consumed authorizations and budgets [default: $XDG_STATE_HOME/obol/buyer-state.json]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l source -d 'Where upstreams come from' -r -f -a "files\t'Per-upstream config and auth files (--config-dir, --auths-dir)'
+kube\t'PurchaseRequests in the pod\'s namespace'
+both\t'Both'"
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l reload-interval -d 'How often to re-read the upstreams (POST /admin/reload also triggers a reload)' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l max-amount -d 'Most one live-signed payment may cost, in USDC (pre-signed pools are not affected)' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l private-key-file -d 'Read the private key (hex) from this file instead of the keyring' -r -F
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l signer-url -d 'Sign with the stack\'s remote-signer at this URL instead of a local key' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -s V -l version -d 'Print version'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "verifier" -d 'The x402 payment gate: Traefik ForwardAuth endpoint and/or paying reverse proxy'
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "buyer" -d 'The buyer sidecar: an OpenAI-compatible proxy that pays sellers\' 402s from a pool of pre-signed authorizations (or a live signer) under spend caps'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and not __fish_seen_subcommand_from earnings rules help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand metrics; and not __fish_seen_subcommand_from earnings rules help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and not __fish_seen_subcommand_from earnings rules help" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and not __fish_seen_subcommand_from earnings rules help" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and not __fish_seen_subcommand_from earnings rules help" -f -a "earnings" -d 'Revenue, charged requests, settlement rate and last payment per offer and chain'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and not __fish_seen_subcommand_from earnings rules help" -f -a "rules" -d 'Print the Prometheus recording and alerting rules that `earnings` reads'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and not __fish_seen_subcommand_from earnings rules help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l prometheus -d 'Prometheus base URL, e.g. http://127.0.0.1:9090' -r
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l kube-namespace -d 'Namespace of the Prometheus service (with --kube)' -r
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l kube-service -d 'Prometheus service as NAME:PORT (with --kube); kube-prometheus-stack also has `<release>-kube-prometheus-prometheus:9090`' -r
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l kubeconfig -d 'Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster account)' -r -F
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l context -d 'Kubeconfig context (default: the current context)' -r
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l scrape -d 'Read a verifier\'s /metrics instead of Prometheus: lifetime totals since it started' -r
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l window -d 'Revenue window (Prometheus only) [default: 24h]' -r -f -a "24h\t'The last 24 hours'
+7d\t'The last 7 days'"
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l by -d 'Rows per offer (and chain) or per chain' -r -f -a "offer\t'One row per offer and chain, then a total per chain'
+chain\t'One row per chain'"
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l offer -d 'Only this offer: NAMESPACE/NAME (offers of `obol sell create` are in namespace `local`), or NAME in any namespace' -r
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -s o -l output -d '`table` for people; `json` for scripts (the same numbers, stable field names)' -r -f -a "table\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -l kube -d 'Query the cluster\'s Prometheus through the Kubernetes API server (uses the kubeconfig)'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from earnings" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from rules" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from rules" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from rules" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from rules" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from help" -f -a "earnings" -d 'Revenue, charged requests, settlement rate and last payment per offer and chain'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from help" -f -a "rules" -d 'Print the Prometheus recording and alerting rules that `earnings` reads'
+complete -c obol -n "__fish_obol_using_subcommand metrics; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c obol -n "__fish_obol_using_subcommand auth; and not __fish_seen_subcommand_from login refresh status logout help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand auth; and not __fish_seen_subcommand_from login refresh status logout help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand auth; and not __fish_seen_subcommand_from login refresh status logout help" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand auth; and not __fish_seen_subcommand_from login refresh status logout help" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand auth; and not __fish_seen_subcommand_from login refresh status logout help" -f -a "login" -d 'Sign in with your browser and hand the ID token to eRPC'
+complete -c obol -n "__fish_obol_using_subcommand auth; and not __fish_seen_subcommand_from login refresh status logout help" -f -a "refresh" -d 'Get a fresh ID token with the stored refresh token and hand it to eRPC'
+complete -c obol -n "__fish_obol_using_subcommand auth; and not __fish_seen_subcommand_from login refresh status logout help" -f -a "status" -d 'Who is signed in, until when, and whether the Secret holds that token'
+complete -c obol -n "__fish_obol_using_subcommand auth; and not __fish_seen_subcommand_from login refresh status logout help" -f -a "logout" -d 'Sign out: revoke the refresh token, empty the Secret, delete what is stored'
+complete -c obol -n "__fish_obol_using_subcommand auth; and not __fish_seen_subcommand_from login refresh status logout help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l issuer -d 'OpenID Connect issuer [login default: https://accounts.google.com; later commands: the one you logged in to]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l client-id -d 'OAuth client id (Google: a "Desktop app" client)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l client-secret -d 'OAuth client secret, if the client has one (Google Desktop clients do)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l kubeconfig -d 'Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster account)' -r -F
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l context -d 'Kubeconfig context (default: the current context)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l secret-namespace -d 'Namespace of the token Secret and of the eRPC Deployment [default: erpc]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l secret-name -d 'Name of the token Secret [default: obol-oauth-token]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l erpc-deployment -d 'The eRPC Deployment restarted after a token change [default: erpc]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l callback-port -d 'Listen for the browser\'s redirect on this port of 127.0.0.1 [default: a free one]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l timeout -d 'How long to wait for the sign-in' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l login-hint -d 'Preselect this account on the issuer\'s sign-in page (e.g. your email)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l no-browser -d 'Do not open a browser: print the URL, and accept the final redirect URL pasted on stdin'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -l no-restart -d 'Do not restart eRPC after writing the Secret'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from login" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l issuer -d 'OpenID Connect issuer [login default: https://accounts.google.com; later commands: the one you logged in to]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l client-id -d 'OAuth client id (Google: a "Desktop app" client)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l client-secret -d 'OAuth client secret, if the client has one (Google Desktop clients do)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l kubeconfig -d 'Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster account)' -r -F
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l context -d 'Kubeconfig context (default: the current context)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l secret-namespace -d 'Namespace of the token Secret and of the eRPC Deployment [default: erpc]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l secret-name -d 'Name of the token Secret [default: obol-oauth-token]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l erpc-deployment -d 'The eRPC Deployment restarted after a token change [default: erpc]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l from-secret -d 'Read client_id, client_secret, refresh_token (and issuer) from this Secret instead of this machine\'s store' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l watch -d 'Keep refreshing before each token expires, until stopped (fit to run in a pod)'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -l no-restart -d 'Do not restart eRPC after writing the Secret'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from refresh" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -l kubeconfig -d 'Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster account)' -r -F
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -l context -d 'Kubeconfig context (default: the current context)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -l secret-namespace -d 'Namespace of the token Secret and of the eRPC Deployment [default: erpc]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -l secret-name -d 'Name of the token Secret [default: obol-oauth-token]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -l erpc-deployment -d 'The eRPC Deployment restarted after a token change [default: erpc]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -s o -l output -d '`table` for people; `json` for scripts (never contains a token)' -r -f -a "table\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l issuer -d 'OpenID Connect issuer [login default: https://accounts.google.com; later commands: the one you logged in to]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l client-id -d 'OAuth client id (Google: a "Desktop app" client)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l client-secret -d 'OAuth client secret, if the client has one (Google Desktop clients do)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l kubeconfig -d 'Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster account)' -r -F
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l context -d 'Kubeconfig context (default: the current context)' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l secret-namespace -d 'Namespace of the token Secret and of the eRPC Deployment [default: erpc]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l secret-name -d 'Name of the token Secret [default: obol-oauth-token]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l erpc-deployment -d 'The eRPC Deployment restarted after a token change [default: erpc]' -r
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l no-revoke -d 'Do not revoke the refresh token at the issuer (only forget it here)'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -l no-restart -d 'Do not restart eRPC after emptying the Secret'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from logout" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "login" -d 'Sign in with your browser and hand the ID token to eRPC'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "refresh" -d 'Get a fresh ID token with the stored refresh token and hand it to eRPC'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "status" -d 'Who is signed in, until when, and whether the Secret holds that token'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "logout" -d 'Sign out: revoke the refresh token, empty the Secret, delete what is stored'
+complete -c obol -n "__fish_obol_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c obol -n "__fish_obol_using_subcommand manifests" -s n -l namespace -d 'Namespace of the verifier' -r
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l image -d 'Container image of obol [default: ghcr.io/obolnetwork/obol:<this version>]' -r
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l chain -d '`chain` of the verifier\'s base config, for offers that name none' -r
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l facilitator -d '`facilitatorURL` of the verifier\'s base config' -r
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l wallet -d '`wallet` of the verifier\'s base config: payTo of offers that name none' -r
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l no-monitoring -d 'Leave out ServiceMonitor, PodMonitor and PrometheusRule (no prometheus-operator)'
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l no-erpc -d 'Leave out the eRPC token Secret, its Roles and bindings, and the eRPC values'
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l auth-refresher -d 'Also render a Deployment running `obol auth refresh --watch --from-secret erpc/nodecore-oauth-refresh` (keeps the eRPC token fresh without a laptop), with a Role that may read and update only that grant Secret'
+complete -c obol -n "__fish_obol_using_subcommand manifests" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand manifests" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand manifests" -s V -l version -d 'Print version'
 complete -c obol -n "__fish_obol_using_subcommand completion" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c obol -n "__fish_obol_using_subcommand completion" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand completion" -s h -l help -d 'Print help'
 complete -c obol -n "__fish_obol_using_subcommand completion" -s V -l version -d 'Print version'
-complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve completion help" -f -a "sell" -d 'Publish services for sale: offers that `obol serve verifier` charges for'
-complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve completion help" -f -a "buy" -d 'Pay for services sold with x402'
-complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve completion help" -f -a "wallet" -d 'The buyer\'s key: import it into the OS keyring, show its address'
-complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve completion help" -f -a "serve" -d 'Run the daemons: the seller\'s payment gate'
-complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve completion help" -f -a "completion" -d 'Print shell completions (bash, zsh, fish)'
-complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve metrics auth manifests completion help" -f -a "sell" -d 'Publish services for sale: offers that `obol serve verifier` charges for'
+complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve metrics auth manifests completion help" -f -a "buy" -d 'Pay for services sold with x402'
+complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve metrics auth manifests completion help" -f -a "wallet" -d 'The buyer\'s key: import it into the OS keyring, show its address'
+complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve metrics auth manifests completion help" -f -a "serve" -d 'Run the daemons: the seller\'s payment gate and the buyer\'s paying sidecar'
+complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve metrics auth manifests completion help" -f -a "metrics" -d 'What the seller earned: revenue and settlement per offer and chain'
+complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve metrics auth manifests completion help" -f -a "auth" -d 'Sign in for the stack\'s authenticated RPC: the ID token eRPC sends upstream'
+complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve metrics auth manifests completion help" -f -a "manifests" -d 'Print the Kubernetes manifests: CRDs, verifier, RBAC, monitoring, eRPC auth'
+complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve metrics auth manifests completion help" -f -a "completion" -d 'Print shell completions (bash, zsh, fish)'
+complete -c obol -n "__fish_obol_using_subcommand help; and not __fish_seen_subcommand_from sell buy wallet serve metrics auth manifests completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from sell" -f -a "create" -d 'Create an offer, or update it in place when NAME exists (price, upstream, ...)'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from sell" -f -a "list" -d 'List offers'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from sell" -f -a "delete" -d 'Delete an offer; the verifier stops charging for it on its next reload'
@@ -190,3 +366,10 @@ complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcomma
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from wallet" -f -a "import" -d 'Store a private key in the OS keyring (read from --private-key-file or stdin)'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from wallet" -f -a "address" -d 'Print the address of the active wallet'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "verifier" -d 'The x402 payment gate: Traefik ForwardAuth endpoint and/or paying reverse proxy'
+complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "buyer" -d 'The buyer sidecar: an OpenAI-compatible proxy that pays sellers\' 402s from a pool of pre-signed authorizations (or a live signer) under spend caps'
+complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from metrics" -f -a "earnings" -d 'Revenue, charged requests, settlement rate and last payment per offer and chain'
+complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from metrics" -f -a "rules" -d 'Print the Prometheus recording and alerting rules that `earnings` reads'
+complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "login" -d 'Sign in with your browser and hand the ID token to eRPC'
+complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "refresh" -d 'Get a fresh ID token with the stored refresh token and hand it to eRPC'
+complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "status" -d 'Who is signed in, until when, and whether the Secret holds that token'
+complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "logout" -d 'Sign out: revoke the refresh token, empty the Secret, delete what is stored'

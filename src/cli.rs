@@ -73,7 +73,7 @@ pub enum Command {
     #[command(subcommand)]
     Wallet(WalletCommand),
 
-    /// Run the daemons: the seller's payment gate.
+    /// Run the daemons: the seller's payment gate and the buyer's paying sidecar.
     #[command(subcommand)]
     Serve(ServeCommand),
 

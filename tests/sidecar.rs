@@ -122,22 +122,27 @@ impl Env {
             .collect()
     }
 
+    /// `obol` with a private home, the rail's networks file and no keyring.
+    fn obol(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_obol"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("XDG_CONFIG_HOME", self.path().join("xdg-config"))
+            .env("XDG_STATE_HOME", self.path().join("xdg-state"))
+            .env("OBOL_NETWORKS", &self.networks)
+            .env("OBOL_KEYRING", "off")
+            .env("RUST_LOG", "info");
+        cmd
+    }
+
     fn sidecar(&self, live_key: bool) -> Sidecar {
-        let bin = env!("CARGO_BIN_EXE_obol");
         let (guard, port) = ChildGuard::spawn_on_free_port(
             "sidecar",
             Duration::from_secs(60),
             |port| {
-                let mut cmd = Command::new(bin);
-                cmd.env_clear()
-                    .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                    .env("HOME", self.path())
-                    .env("XDG_CONFIG_HOME", self.path().join("xdg-config"))
-                    .env("XDG_STATE_HOME", self.path().join("xdg-state"))
-                    .env("OBOL_NETWORKS", &self.networks)
-                    .env("OBOL_KEYRING", "off")
-                    .env("RUST_LOG", "info")
-                    .args(["serve", "buyer", "--listen", &format!("127.0.0.1:{port}")])
+                let mut cmd = self.obol();
+                cmd.args(["serve", "buyer", "--listen", &format!("127.0.0.1:{port}")])
                     .arg("--config-dir")
                     .arg(self.path().join("config"))
                     .arg("--auths-dir")
@@ -888,4 +893,88 @@ fn streams_pass_through_as_they_arrive_and_reloads_swap_upstreams() {
     // The spent auth stays spent across the reload.
     assert_eq!(sidecar.status()["qwen"]["spent"], 1);
     assert_eq!(sidecar.status()["qwen"]["remaining"], 0);
+}
+
+#[test]
+fn pays_through_obols_own_verifier_in_proxy_mode() {
+    let env = Env::start();
+    // The seller side is obol too: an offer in front of the LLM's free routes, charged by
+    // `obol serve verifier --mode proxy` through the reference facilitator.
+    let out = env
+        .obol()
+        .args(["sell", "create", "llm", "--upstream", &env.llm.free_url()])
+        .args(["--price", "0.01", "--chain", "local", "--pay-to"])
+        .arg(SELLER_ADDRESS.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (verifier, vport) = ChildGuard::spawn_on_free_port(
+        "verifier",
+        Duration::from_secs(60),
+        |port| {
+            let mut cmd = env.obol();
+            cmd.args([
+                "serve",
+                "verifier",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args([
+                "--mode",
+                "proxy",
+                "--facilitator",
+                &env.rail.facilitator.url(),
+            ]);
+            cmd
+        },
+        |port| support::http_probe(&format!("http://127.0.0.1:{port}/readyz")),
+    );
+    let pool = env.presign(2);
+    let seller = format!("http://127.0.0.1:{vport}/services/llm");
+    env.upstream("llm", &seller, MODEL, json!({}), &auths(&pool));
+    let sidecar = env.sidecar(false);
+    let before = env.balances();
+
+    for model in [format!("paid/{MODEL}"), MODEL.to_owned()] {
+        let a = sidecar.chat(&model);
+        assert_eq!(
+            a.status,
+            200,
+            "{}\n{}\n--- verifier ---\n{}",
+            a.body,
+            env.logs(&sidecar),
+            verifier.log_contents()
+        );
+        assert_eq!(a.json()["model"], MODEL);
+        assert_eq!(a.headers["cache-control"], "no-store");
+        assert_eq!(a.receipt().unwrap()["success"], true);
+    }
+    assert_eq!(env.payments_between(before, env.balances()), 2);
+    let a = sidecar.chat(MODEL);
+    assert_eq!(a.status, 502, "{}", a.body);
+    assert_eq!(a.json()["error"]["code"], "auth_pool_exhausted");
+    let q = sidecar.status()["llm"].clone();
+    assert_eq!(
+        (q["remaining"].as_u64(), q["spent"].as_u64()),
+        (Some(0), Some(2)),
+        "{q}"
+    );
+    let vm = client()
+        .get(format!("http://127.0.0.1:{vport}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        vm.lines().any(
+            |l| l.starts_with("obol_x402_verifier_charged_requests_total{")
+                && l.contains("offer_name=\"llm\"")
+                && l.ends_with(" 2")
+        ),
+        "{vm}"
+    );
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -26,8 +26,10 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// `* /verify`.
-pub async fn handle(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let Some(uri) = header_str(&headers, "x-forwarded-uri") else {
+pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
+    // The request's own headers, borrowed: the `HeaderMap` extractor would clone them all.
+    let headers = req.headers();
+    let Some(uri) = header_str(headers, "x-forwarded-uri") else {
         return error_json(
             StatusCode::FORBIDDEN,
             "forbidden: missing forwarded URI",
@@ -66,15 +68,15 @@ pub async fn handle(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
             None,
         );
     }
-    let host = header_str(&headers, "x-forwarded-host")
-        .or_else(|| header_str(&headers, "host"))
+    let host = header_str(headers, "x-forwarded-host")
+        .or_else(|| header_str(headers, "host"))
         .unwrap_or("localhost");
-    let proto = match header_str(&headers, "x-forwarded-proto") {
+    let proto = match header_str(headers, "x-forwarded-proto") {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
     let resource_url = format!("{proto}://{host}{uri}");
-    let paid = match gate::evaluate(&app.replay, &table, &live, &headers, &resource_url).await {
+    let paid = match gate::evaluate(&app.replay, &table, &live, headers, &resource_url).await {
         Decision::Refused(r) => return r,
         Decision::Paid(p) => p,
     };

@@ -87,9 +87,10 @@ pub struct Metrics {
 
 /// The series of one `(offer_namespace, offer_name, chain)`.
 ///
-/// The two money counters (`charged_requests`, `charged_amount`) are exported at 0 as soon as
-/// the offer is loaded, so Prometheus sees every charge; the other series appear on their first
-/// increment (10,000 offers without traffic cost only the money series). Each child is created at most once, under
+/// Every counter of a loaded offer is exported as soon as the offer is loaded (at 0 until used,
+/// written by [`Metrics::encode`] without a child, so 10,000 idle offers cost no children), so
+/// Prometheus sees every first event; the gauge appears with the first payment. Each child is
+/// created at most once, under
 /// `removed`, so an offer removed by a reload never gets a series back from a request that
 /// still runs against the old table: that request increments a detached counter.
 pub struct OfferSeries {
@@ -196,9 +197,9 @@ impl Metrics {
             charged_amount: OnceLock::new(),
             last_success: OnceLock::new(),
         });
-        // The money counters are exported at 0 from the moment an offer is loaded (Prometheus'
-        // `increase()` cannot count the first charges of a series it first sees already above
-        // 0), but without creating their children: [`Metrics::encode`] writes the zeros. A
+        // The counters are exported at 0 from the moment an offer is loaded (Prometheus'
+        // `increase()`/`rate()` cannot count the first events of a series it first sees already
+        // above 0), but without creating their children: [`Metrics::encode`] writes the zeros. A
         // prometheus child costs about 1 KiB; 10,000 offers would hold 20 MiB of zeros.
         live.insert(key, Arc::clone(&s));
         s
@@ -230,16 +231,17 @@ impl Metrics {
     /// The text exposition of every metric. The money counters of loaded offers without a
     /// charge yet are written as 0 (see [`Metrics::series`]).
     pub fn encode(&self) -> String {
-        // Offers whose money counters have no child yet, taken before the gather: a child
+        // Offers with counters that have no child yet, taken before the gather: a child
         // created in between is in the gathered text and skipped below, one created after it
         // was 0 at gather time.
-        let zero: Vec<(LabelKey, bool, bool)> = self
+        let zero: Vec<(LabelKey, [bool; 6])> = self
             .live()
             .values()
             .filter_map(|s| {
-                let requests = s.charged_requests.get().is_none();
-                let amount = s.charged_amount.get().is_none();
-                (requests || amount).then(|| (Arc::clone(&s.key), requests, amount))
+                let missing = s.cells().map(|c| c.get().is_none());
+                missing
+                    .contains(&true)
+                    .then(|| (Arc::clone(&s.key), missing))
             })
             .collect();
         let mut buf = Vec::new();
@@ -248,7 +250,7 @@ impl Metrics {
         if zero.is_empty() {
             return text;
         }
-        with_zero_money(&text, &zero, &self.vecs)
+        with_zero_counters(&text, &zero, &self.vecs)
     }
 }
 
@@ -260,7 +262,7 @@ struct Family<'a> {
 
 /// `text` (a text exposition) with a 0 sample for each money counter that `zero` lists and the
 /// text does not have; families stay in name order.
-fn with_zero_money(text: &str, zero: &[(LabelKey, bool, bool)], vecs: &Vecs) -> String {
+fn with_zero_counters(text: &str, zero: &[(LabelKey, [bool; 6])], vecs: &Vecs) -> String {
     use std::borrow::Cow;
     let mut families: Vec<Family<'_>> = Vec::new();
     for line in text.lines() {
@@ -275,11 +277,7 @@ fn with_zero_money(text: &str, zero: &[(LabelKey, bool, bool)], vecs: &Vecs) -> 
             f.lines.push(Cow::Borrowed(line));
         }
     }
-    let money = [
-        (&vecs.charged_requests, 1usize),
-        (&vecs.charged_amount, 2usize),
-    ];
-    for (vec, column) in money {
+    for (column, vec) in vecs.counters().into_iter().enumerate() {
         let desc = vec.desc()[0];
         let name = desc.fq_name.as_str();
         let index = match families.iter().position(|f| f.name == name) {
@@ -306,8 +304,8 @@ fn with_zero_money(text: &str, zero: &[(LabelKey, bool, bool)], vecs: &Vecs) -> 
             .map(|(labels, _)| labels)
             .collect();
         let mut added = Vec::new();
-        for (key, requests, amount) in zero {
-            if !(if column == 1 { *requests } else { *amount }) {
+        for (key, missing) in zero {
+            if !missing[column] {
                 continue;
             }
             let [namespace, offer, chain] = split_key(key);
@@ -320,7 +318,7 @@ fn with_zero_money(text: &str, zero: &[(LabelKey, bool, bool)], vecs: &Vecs) -> 
         family.lines.extend(added);
     }
     families.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut out = String::with_capacity(text.len() + zero.len() * 2 * 128);
+    let mut out = String::with_capacity(text.len() + zero.len() * 6 * 128);
     for f in &families {
         for l in &f.lines {
             out.push_str(l);
@@ -337,6 +335,18 @@ impl OfferSeries {
 
     fn labels(&self) -> [&str; 3] {
         split_key(&self.key)
+    }
+
+    /// The counter cells in the order of [`Vecs::counters`].
+    fn cells(&self) -> [&OnceLock<IntCounter>; 6] {
+        [
+            &self.requests,
+            &self.payment_required,
+            &self.payment_verified,
+            &self.payment_failed,
+            &self.charged_requests,
+            &self.charged_amount,
+        ]
     }
 
     fn counter<'a>(
@@ -477,19 +487,65 @@ mod tests {
     }
 
     #[test]
-    fn series_appear_on_first_use() {
+    fn loaded_offers_export_every_counter_at_zero() {
         let m = Metrics::new();
         let s = m.series("local", "quiet", "eip155:84532");
-        let money = lines(&m, "quiet");
-        assert_eq!(money.len(), 2, "{money:?}");
-        assert!(
-            money
-                .iter()
-                .all(|l| l.contains("charged") && l.ends_with(" 0")),
-            "{money:?}"
-        );
+        let zeros = lines(&m, "quiet");
+        assert_eq!(zeros.len(), 6, "{zeros:?}");
+        assert!(zeros.iter().all(|l| l.ends_with(" 0")), "{zeros:?}");
         s.request();
-        assert_eq!(lines(&m, "quiet").len(), 3);
+        let after = lines(&m, "quiet");
+        assert_eq!(after.len(), 6, "{after:?}");
+        assert!(
+            after
+                .iter()
+                .any(|l| l.starts_with("obol_x402_verifier_requests_total{") && l.ends_with(" 1")),
+            "{after:?}"
+        );
+        // The gauge appears only with a payment.
+        assert!(!after.iter().any(|l| l.contains("last_payment")));
+    }
+
+    #[test]
+    fn money_zeros_are_written_once_in_their_families() {
+        let m = Metrics::new();
+        let quiet = m.series("local", "quiet", "eip155:84532");
+        let text = m.encode();
+        // No child exists yet: the families are written with their HELP and TYPE lines.
+        for name in [
+            "obol_x402_verifier_charged_requests_total",
+            "obol_x402_verifier_charged_amount_total",
+        ] {
+            assert_eq!(
+                text.matches(&format!("# TYPE {name} counter")).count(),
+                1,
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    r#"{name}{{chain="eip155:84532",offer_name="quiet",offer_namespace="local"}} 0"#
+                )),
+                "{text}"
+            );
+        }
+        // One offer charged, one not: one line each, the real value for the charged one.
+        let paid = m.series("local", "paid", "eip155:84532");
+        paid.charged(U256::from(3u64));
+        let text = m.encode();
+        assert_eq!(lines(&m, "charged_amount_total{").len(), 2, "{text}");
+        assert!(text.contains(r#"obol_x402_verifier_charged_amount_total{chain="eip155:84532",offer_name="paid",offer_namespace="local"} 3"#), "{text}");
+        assert!(text.contains(r#"obol_x402_verifier_charged_amount_total{chain="eip155:84532",offer_name="quiet",offer_namespace="local"} 0"#), "{text}");
+        assert_eq!(
+            text.matches("# TYPE obol_x402_verifier_charged_amount_total counter")
+                .count(),
+            1
+        );
+        // Families stay in name order.
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        let mut sorted = types.clone();
+        sorted.sort();
+        assert_eq!(types, sorted);
+        drop(quiet);
     }
 
     #[test]

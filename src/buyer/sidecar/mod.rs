@@ -25,6 +25,9 @@ pub mod state;
 pub mod status;
 pub mod upstream;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;

@@ -361,7 +361,15 @@ async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
 
 fn refuse(up: &Upstream, reason: RefusalReason, status: StatusCode, message: String) -> Response {
     up.series.refused(reason);
-    tracing::warn!(upstream = %up.name, reason = reason.as_str(), "payment refused: {message}");
+    match reason {
+        // Expected in normal operation, possibly at the request rate: the metric counts them.
+        RefusalReason::BudgetDay | RefusalReason::BudgetTotal | RefusalReason::PoolExhausted => {
+            tracing::debug!(upstream = %up.name, reason = reason.as_str(), "payment refused: {message}");
+        }
+        _ => {
+            tracing::warn!(upstream = %up.name, reason = reason.as_str(), "payment refused: {message}");
+        }
+    }
     error_json(status, reason.as_str(), message, Some(&up.name))
 }
 
@@ -387,6 +395,19 @@ fn budget_refusal(up: &Upstream, r: &BudgetRefusal) -> Response {
             message,
         ),
     }
+}
+
+fn exhausted_message(up: &Upstream, app: &App) -> String {
+    let why = if !up.live_signing {
+        "live signing is off for this upstream".to_owned()
+    } else if let Err(why) = &up.live_check {
+        format!("live signing is unavailable: {why}")
+    } else if app.signer.is_none() {
+        "no wallet is configured for live signing".to_owned()
+    } else {
+        "live signing is available".to_owned()
+    };
+    format!("the pool of pre-signed authorizations is exhausted ({why}); nothing was paid")
 }
 
 /// One reserved payment of an upstream: the budget reservation and, when paid from the pool,
@@ -512,6 +533,16 @@ async fn forward(
 
     // Caps first, then an auth (or a signature), written ahead before anything is sent.
     let now = app.clock.now();
+    let live_usable = up.live_signing && up.live_check.is_ok() && app.signer.is_some();
+    if !live_usable && up.pool.counts().remaining == 0 {
+        // Known exhausted: refuse without touching the budget or the state file.
+        return refuse(
+            up,
+            RefusalReason::PoolExhausted,
+            StatusCode::BAD_GATEWAY,
+            exhausted_message(up, app),
+        );
+    }
     let reservation = match app.store.reserve(&up.name, &up.limits, up.price, now) {
         Ok(r) => r,
         Err(r) => return budget_refusal(up, &r),
@@ -528,27 +559,14 @@ async fn forward(
     if let Some(auth) = &held {
         app.store.mark_consumed(&up.name, &auth.key);
         ticket.auth_key = Some(auth.key.clone());
-    } else {
-        let why = if !up.live_signing {
-            Some("the pool of pre-signed authorizations is exhausted (and live signing is off for this upstream); nothing was paid".to_owned())
-        } else if let Err(why) = &up.live_check {
-            Some(format!(
-                "the pool of pre-signed authorizations is exhausted and live signing is unavailable: {why}; nothing was paid"
-            ))
-        } else if app.signer.is_none() {
-            Some("the pool of pre-signed authorizations is exhausted and no wallet is configured for live signing; nothing was paid".to_owned())
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            ticket.release().await;
-            return refuse(
-                up,
-                RefusalReason::PoolExhausted,
-                StatusCode::BAD_GATEWAY,
-                why,
-            );
-        }
+    } else if !live_usable {
+        ticket.release().await;
+        return refuse(
+            up,
+            RefusalReason::PoolExhausted,
+            StatusCode::BAD_GATEWAY,
+            exhausted_message(up, app),
+        );
     }
     app.refresh_gauges(up);
     if let Err(e) = app.store.persist().await {
