@@ -469,35 +469,20 @@ async fn refresh(args: AuthRefreshArgs) -> anyhow::Result<()> {
             "refresh failed, retrying: {error}"
         ),
     };
-    flow::watch(&http, &kc, &source, &target, &o, report, shutdown_signal())
-        .await
-        .map_err(user_error)
-        .context("stopped refreshing")?;
+    flow::watch(
+        &http,
+        &kc,
+        &source,
+        &target,
+        &o,
+        report,
+        super::shutdown_signal(),
+    )
+    .await
+    .map_err(user_error)
+    .context("stopped refreshing")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// SIGTERM (a pod being stopped) or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -97,3 +97,25 @@ pub fn init_logging(global: &GlobalArgs) {
         LogFormat::Text => builder.with_target(false).try_init(),
     };
 }
+
+/// Resolves on SIGTERM or Ctrl-C: the daemons' graceful shutdown trigger.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

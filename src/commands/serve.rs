@@ -75,29 +75,7 @@ async fn serve_verifier(args: ServeVerifierArgs) -> anyhow::Result<()> {
         }
         None => "check --listen (e.g. :8080 or 127.0.0.1:8080); is another process using the port?",
     };
-    verifier::serve(config, shutdown_signal())
+    verifier::serve(config, super::shutdown_signal())
         .await
         .with_hint(hint)
-}
-
-/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

@@ -52,7 +52,7 @@ pub async fn run(args: ServeBuyerArgs) -> anyhow::Result<()> {
     let sidecar = Sidecar::new(config).await.with_hint(
         "the state file must be readable JSON; move a broken one aside only if you know no authorization in it was spent",
     )?;
-    sidecar.serve(shutdown_signal()).await.with_hint(
+    sidecar.serve(super::shutdown_signal()).await.with_hint(
         "check --listen (e.g. :8402 or 127.0.0.1:8402); is another process using the port?",
     )
 }
@@ -66,26 +66,4 @@ async fn live_signer(args: &ServeBuyerArgs) -> anyhow::Result<Option<Arc<Wallet>
     }
     let wallet = super::wallet::open_wallet(&args.wallet).await?;
     Ok(Some(Arc::new(wallet)))
-}
-
-/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }
