@@ -583,7 +583,9 @@ SECTION="$WORK/section.md"
     echo "Others used ${BG_STEADY}% / ${BG_RELOAD}% CPU before the steady / reload runs. A reload holds, for a moment, the old and the"
     echo "new route table and the YAML parser's working memory (about 23 MB for this 1.8 MB file: \`serde_yaml_ng\`"
     echo "loads every event of the document before deserialising), so the peak during a reload is well above the"
-    echo "resident size at work; the verifier gives the memory back (\`malloc_trim\`) after each reload."
+    echo "resident size at work. After each reload the verifier hands freed memory back to the OS (\`malloc_trim\`),"
+    echo "but after a burst of reloads under load part of it stays resident (glibc keeps fragmented per-thread"
+    echo "arenas): compare the idle and after-the-run figures."
     echo
     echo "The offers file (1.8 MB, ${ROUTES} offers written the way \`obol sell create\` writes them) is parsed in"
     echo "${PARSE_MS} ms and resolved in ${RESOLVE_MS} ms (\`examples/route_match.rs\`); the verifier does that off the"
@@ -600,7 +602,7 @@ SECTION="$WORK/section.md"
     echo
     echo '```sh'
     echo "bash scripts/setup-test-env.sh      # wrk, node and the npm x402 packages"
-    echo "bash benches/verifier_load.sh       # ~10 min; DURATION=8 REPEAT=3 CONNS=64 THREADS=2 by default"
+    echo "bash benches/verifier_load.sh       # ~15 min; DURATION=8 REPEAT=3 CONNS=64 THREADS=2 by default"
     echo '```'
     echo
 } >"$SECTION"
