@@ -161,7 +161,8 @@ setup_node() {
 }
 
 # tests/support/rail: anvil + cast (Foundry binaries shipped inside npm packages), solcjs, and the
-# x402 reference facilitator/seller packages (@x402/core, @x402/evm, @x402/express, express, viem).
+# x402 reference facilitator/seller/buyer packages (@x402/core, @x402/evm, @x402/express, @x402/fetch,
+# express, viem).
 setup_evm_x402_rail() {
     npm_ci_locked "$RAIL_DIR"
     local bin="$RAIL_DIR/node_modules/.bin" anvil_v cast_v solc_v x402_v
@@ -172,11 +173,12 @@ setup_evm_x402_rail() {
     x402_v=$(cd "$RAIL_DIR" && node --input-type=module -e '
         import { readFileSync } from "node:fs";
         const version = (n) => JSON.parse(readFileSync(`node_modules/${n}/package.json`, "utf8")).version;
-        const names = ["@x402/core", "@x402/evm", "@x402/express", "express", "viem"];
+        const names = ["@x402/core", "@x402/evm", "@x402/express", "@x402/fetch", "express", "viem"];
         // Import the entry points the rail scripts use, so a broken install fails here.
         await import("@x402/core/facilitator");
         await import("@x402/evm/exact/facilitator");
         await import("@x402/express");
+        await import("@x402/fetch");
         process.stdout.write(names.map((n) => `${n} ${version(n)}`).join(", "));
     ') || die "x402 npm packages do not load"
     summary rail-npm "$NPM_CI_RESULT (${RAIL_DIR#"$REPO_ROOT"/})"
