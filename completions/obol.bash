@@ -76,14 +76,26 @@ _obol() {
             obol__subcmd__buy,help)
                 cmd="obol__subcmd__buy__subcmd__help"
                 ;;
+            obol__subcmd__buy,list)
+                cmd="obol__subcmd__buy__subcmd__list"
+                ;;
             obol__subcmd__buy,pay)
                 cmd="obol__subcmd__buy__subcmd__pay"
+                ;;
+            obol__subcmd__buy,request)
+                cmd="obol__subcmd__buy__subcmd__request"
                 ;;
             obol__subcmd__buy__subcmd__help,help)
                 cmd="obol__subcmd__buy__subcmd__help__subcmd__help"
                 ;;
+            obol__subcmd__buy__subcmd__help,list)
+                cmd="obol__subcmd__buy__subcmd__help__subcmd__list"
+                ;;
             obol__subcmd__buy__subcmd__help,pay)
                 cmd="obol__subcmd__buy__subcmd__help__subcmd__pay"
+                ;;
+            obol__subcmd__buy__subcmd__help,request)
+                cmd="obol__subcmd__buy__subcmd__help__subcmd__request"
                 ;;
             obol__subcmd__help,auth)
                 cmd="obol__subcmd__help__subcmd__auth"
@@ -124,8 +136,14 @@ _obol() {
             obol__subcmd__help__subcmd__auth,status)
                 cmd="obol__subcmd__help__subcmd__auth__subcmd__status"
                 ;;
+            obol__subcmd__help__subcmd__buy,list)
+                cmd="obol__subcmd__help__subcmd__buy__subcmd__list"
+                ;;
             obol__subcmd__help__subcmd__buy,pay)
                 cmd="obol__subcmd__help__subcmd__buy__subcmd__pay"
+                ;;
+            obol__subcmd__help__subcmd__buy,request)
+                cmd="obol__subcmd__help__subcmd__buy__subcmd__request"
                 ;;
             obol__subcmd__help__subcmd__metrics,earnings)
                 cmd="obol__subcmd__help__subcmd__metrics__subcmd__earnings"
@@ -589,7 +607,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__buy)
-            opts="-v -h -V --log-format --verbose --help --version pay help"
+            opts="-v -h -V --log-format --verbose --help --version pay request list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -607,7 +625,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__buy__subcmd__help)
-            opts="pay help"
+            opts="pay request list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -634,6 +652,20 @@ _obol() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        obol__subcmd__buy__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         obol__subcmd__buy__subcmd__help__subcmd__pay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -641,6 +673,62 @@ _obol() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__buy__subcmd__help__subcmd__request)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__buy__subcmd__list)
+            opts="-n -o -v -h -V --kubeconfig --context --namespace --output --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -692,6 +780,100 @@ _obol() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --private-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signer-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__buy__subcmd__request)
+            opts="-n -o -v -h -V --endpoint --model --count --auto-refill --refill-threshold --refill-count --max-total --max-spend-per-day --max-amount --network --auth-ttl --force --replace --no-wait --wait-timeout --dry-run --kubeconfig --context --namespace --private-key-file --signer-url --output --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --refill-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --refill-count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-total)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-spend-per-day)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-amount)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -825,7 +1007,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__help__subcmd__buy)
-            opts="pay"
+            opts="pay request list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -838,7 +1020,35 @@ _obol() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        obol__subcmd__help__subcmd__buy__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         obol__subcmd__help__subcmd__buy__subcmd__pay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        obol__subcmd__help__subcmd__buy__subcmd__request)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1673,7 +1883,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__buyer)
-            opts="-v -h -V --listen --config-dir --auths-dir --state --source --reload-interval --max-amount --private-key-file --signer-url --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --config-dir --auths-dir --state --source --namespace --kubeconfig --context --kube-watch-timeout --reload-interval --max-amount --private-key-file --signer-url --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1697,6 +1907,26 @@ _obol() {
                     ;;
                 --source)
                     COMPREPLY=($(compgen -W "files kube both" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kube-watch-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --reload-interval)

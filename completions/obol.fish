@@ -118,13 +118,15 @@ complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcomma
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from help" -f -a "pause" -d 'Stop serving an offer without deleting it'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from help" -f -a "resume" -d 'Serve a paused offer again'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay request list help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
-complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay help" -s h -l help -d 'Print help'
-complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay help" -s V -l version -d 'Print version'
-complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay help" -f -a "pay" -d 'Make one paid HTTP request: probe, read the 402, sign, send, print the response'
-complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay request list help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay request list help" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay request list help" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay request list help" -f -a "pay" -d 'Make one paid HTTP request: probe, read the 402, sign, send, print the response'
+complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay request list help" -f -a "request" -d 'Pre-sign a pool of payments for a model and hand it to the buyer sidecar as a PurchaseRequest; waits until the sidecar reports it Ready'
+complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay request list help" -f -a "list" -d 'List the PurchaseRequests of a namespace: model, price, remaining, spent, caps, Ready'
+complete -c obol -n "__fish_obol_using_subcommand buy; and not __fish_seen_subcommand_from pay request list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -s X -l request -d 'HTTP method' -r
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -s d -l data -d 'Request body; @FILE reads a file, @- reads stdin' -r
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -s H -l header -d 'Extra request header, "Name: value" (repeatable)' -r
@@ -141,7 +143,47 @@ json\t''"
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -s h -l help -d 'Print help'
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l endpoint -d 'The seller\'s x402-gated chat endpoint (a base URL gets /v1/chat/completions)' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l model -d 'The seller\'s model id; served by the sidecar as paid/MODEL' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l count -d 'How many payments to pre-sign (1 to 2500)' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l refill-threshold -d 'With --auto-refill: refill when fewer than T authorizations remain [default: COUNT / 5]' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l refill-count -d 'With --auto-refill: authorizations to sign per refill [default: COUNT]' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l max-total -d 'Cap on the payments the sidecar ever makes for this pool (at least COUNT)' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l max-spend-per-day -d 'Cap on the sidecar\'s spend per UTC day, in USDC (e.g. 0.5)' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l max-amount -d 'Most one request may cost, in USDC' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l network -d 'Only pay on this network (name or CAIP-2 id)' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l auth-ttl -d 'How long each authorization stays valid: e.g. 30d, 12h, 90m (at least 10m)' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l wait-timeout -d 'How long to wait for the sidecar to report the pool Ready' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l context -d 'Kubeconfig context [default: the current context]' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -s n -l namespace -d 'Namespace [default: the context\'s, else `default`; `serve verifier`: all namespaces]' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l private-key-file -d 'Read the private key (hex) from this file instead of the keyring' -r -F
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l signer-url -d 'Sign with the stack\'s remote-signer at this URL instead of a local key' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -s o -l output -r -f -a "table\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l auto-refill -d 'Let a signer refill the pool when it runs low (writes autoRefill.enabled)'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l force -d 'Sign even when the balance cannot be checked or does not cover the pool'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l replace -d 'Drop the existing pool of NAME (also when the seller\'s terms changed) instead of topping it up'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l no-wait -d 'Return after the apply, without waiting for the sidecar'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -l dry-run -d 'Run every check and print the PurchaseRequest (without authorizations); sign and apply nothing'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from request" -s V -l version -d 'Print version'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from list" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from list" -l context -d 'Kubeconfig context [default: the current context]' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from list" -s n -l namespace -d 'Namespace [default: the context\'s, else `default`; `serve verifier`: all namespaces]' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from list" -s o -l output -r -f -a "table\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from list" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from help" -f -a "pay" -d 'Make one paid HTTP request: probe, read the 402, sign, send, print the response'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from help" -f -a "request" -d 'Pre-sign a pool of payments for a model and hand it to the buyer sidecar as a PurchaseRequest; waits until the sidecar reports it Ready'
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the PurchaseRequests of a namespace: model, price, remaining, spent, caps, Ready'
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c obol -n "__fish_obol_using_subcommand wallet; and not __fish_seen_subcommand_from import address help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
@@ -205,8 +247,12 @@ complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcomm
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l auths-dir -d 'Directory of per-upstream auth files [default: $XDG_CONFIG_HOME/obol/buyer/auths]' -r -F
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l state -d 'State file: consumed authorizations and budgets [default: $XDG_STATE_HOME/obol/buyer-state.json]' -r -F
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l source -d 'Where upstreams come from' -r -f -a "files\t'Per-upstream config and auth files (--config-dir, --auths-dir)'
-kube\t'PurchaseRequests in the pod\'s namespace'
-both\t'Both'"
+kube\t'The PurchaseRequests of one namespace (-n), watched; their status is written back'
+both\t'Both (an upstream name defined twice: the files\' one wins)'"
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -s n -l namespace -d 'Namespace of the PurchaseRequests [default: the pod\'s namespace in a cluster, else the kubeconfig context\'s, else `default`]' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l context -d 'Kubeconfig context [default: the current context]' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l kube-watch-timeout -d 'Length of each PurchaseRequest watch request before it is resumed' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l reload-interval -d 'How often to re-read the upstreams (POST /admin/reload also triggers a reload)' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l max-amount -d 'Most one live-signed payment may cost, in USDC (pre-signed pools are not affected)' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l private-key-file -d 'Read the private key (hex) from this file instead of the keyring' -r -F
@@ -363,6 +409,8 @@ complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcomma
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from sell" -f -a "pause" -d 'Stop serving an offer without deleting it'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from sell" -f -a "resume" -d 'Serve a paused offer again'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from buy" -f -a "pay" -d 'Make one paid HTTP request: probe, read the 402, sign, send, print the response'
+complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from buy" -f -a "request" -d 'Pre-sign a pool of payments for a model and hand it to the buyer sidecar as a PurchaseRequest; waits until the sidecar reports it Ready'
+complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from buy" -f -a "list" -d 'List the PurchaseRequests of a namespace: model, price, remaining, spent, caps, Ready'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from wallet" -f -a "import" -d 'Store a private key in the OS keyring (read from --private-key-file or stdin)'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from wallet" -f -a "address" -d 'Print the address of the active wallet'
 complete -c obol -n "__fish_obol_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "verifier" -d 'The x402 payment gate: Traefik ForwardAuth endpoint and/or paying reverse proxy'

@@ -267,6 +267,33 @@ Examples:
   obol buy pay https://seller.example/v1/chat/completions -X POST -d @request.json \\
       -H 'Content-Type: application/json' --max-amount 0.25 --network base")]
     Pay(BuyPayArgs),
+
+    /// Pre-sign a pool of payments for a model and hand it to the buyer sidecar as a
+    /// PurchaseRequest; waits until the sidecar reports it Ready.
+    #[command(after_help = "\
+Checked before anything is signed: the seller answers 402 for --model (POST of a minimal
+chat request to --endpoint; a URL without a path gets /v1/chat/completions), its price is
+at most --max-amount on a network obol knows in the asset that network lists, the wallet's
+balance on chain covers the pool (COUNT x price; skip with --force), and the caps are
+consistent. Then COUNT EIP-3009 authorizations are signed (validAfter 0, validBefore now +
+--auth-ttl) and the PurchaseRequest is applied (server-side apply, field manager obol).
+
+Running it again for an existing NAME tops the pool up: the authorizations still valid are
+kept (the sidecar skips those it already spent) and COUNT new ones are added; spec.count
+is then the size of the whole pool. A seller whose payTo, asset, network or price changed
+is refused unless --replace, which starts a fresh pool. Caps and refill flags replace the
+existing ones when given, and are kept when none is given.
+
+Examples:
+  obol buy request qwen --endpoint https://seller.example/services/qwen --model qwen3:8b \\
+      --count 100 -n llm
+  obol buy request qwen --endpoint https://seller.example/services/qwen --model qwen3:8b \\
+      --count 500 --max-total 2000 --max-spend-per-day 5 --auto-refill -n llm
+  obol buy request qwen ... --dry-run      # print the PurchaseRequest, sign nothing")]
+    Request(BuyRequestArgs),
+
+    /// List the PurchaseRequests of a namespace: model, price, remaining, spent, caps, Ready.
+    List(BuyListArgs),
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +343,101 @@ pub struct BuyPayArgs {
     pub wallet: WalletSourceArgs,
 
     /// `table` prints the body and a receipt line; `json` prints one JSON object.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct BuyRequestArgs {
+    /// PurchaseRequest name: lowercase letters, digits and '-', at most 63 characters.
+    pub name: String,
+
+    /// The seller's x402-gated chat endpoint (a base URL gets /v1/chat/completions).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: String,
+
+    /// The seller's model id; served by the sidecar as paid/MODEL.
+    #[arg(long, value_name = "MODEL")]
+    pub model: String,
+
+    /// How many payments to pre-sign (1 to 2500).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=2500))]
+    pub count: u64,
+
+    /// Let a signer refill the pool when it runs low (writes autoRefill.enabled).
+    #[arg(long)]
+    pub auto_refill: bool,
+
+    /// With --auto-refill: refill when fewer than T authorizations remain [default: COUNT / 5].
+    #[arg(long, value_name = "T")]
+    pub refill_threshold: Option<u64>,
+
+    /// With --auto-refill: authorizations to sign per refill [default: COUNT].
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u64).range(1..))]
+    pub refill_count: Option<u64>,
+
+    /// Cap on the payments the sidecar ever makes for this pool (at least COUNT).
+    #[arg(long, value_name = "X")]
+    pub max_total: Option<u64>,
+
+    /// Cap on the sidecar's spend per UTC day, in USDC (e.g. 0.5).
+    #[arg(long, value_name = "USDC")]
+    pub max_spend_per_day: Option<String>,
+
+    /// Most one request may cost, in USDC.
+    #[arg(
+        long,
+        value_name = "USDC",
+        default_value = "0.10",
+        env = "OBOL_MAX_AMOUNT"
+    )]
+    pub max_amount: String,
+
+    /// Only pay on this network (name or CAIP-2 id).
+    #[arg(long, value_name = "CHAIN", env = "OBOL_BUY_NETWORK")]
+    pub network: Option<String>,
+
+    /// How long each authorization stays valid: e.g. 30d, 12h, 90m (at least 10m).
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_auth_ttl)]
+    pub auth_ttl: Duration,
+
+    /// Sign even when the balance cannot be checked or does not cover the pool.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Drop the existing pool of NAME (also when the seller's terms changed) instead of
+    /// topping it up.
+    #[arg(long)]
+    pub replace: bool,
+
+    /// Return after the apply, without waiting for the sidecar.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// How long to wait for the sidecar to report the pool Ready.
+    #[arg(long, value_name = "DURATION", default_value = "180s", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
+
+    /// Run every check and print the PurchaseRequest (without authorizations); sign and apply
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub cluster: KubeArgs,
+
+    #[command(flatten)]
+    pub wallet: WalletSourceArgs,
+
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct BuyListArgs {
+    #[command(flatten)]
+    pub cluster: KubeArgs,
+
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
 }
@@ -954,10 +1076,39 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Parses an authorization lifetime: a duration as [`parse_duration`] takes it, or days (`30d`);
+/// at least 10 minutes.
+pub fn parse_auth_ttl(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let d = match t.strip_suffix('d') {
+        Some(days) => {
+            let n: u64 = days
+                .parse()
+                .map_err(|_| format!("`{t}` is not a duration; use e.g. 30d, 12h, 90m"))?;
+            Duration::from_secs(n.saturating_mul(86_400))
+        }
+        None => parse_duration(t)?,
+    };
+    if d < Duration::from_secs(600) {
+        return Err(format!("`{t}` is too short: authorizations must stay valid at least 10m"));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn auth_ttls_parse() {
+        assert_eq!(parse_auth_ttl("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_auth_ttl("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_auth_ttl("600"), Ok(Duration::from_secs(600)));
+        assert!(parse_auth_ttl("5m").is_err());
+        assert!(parse_auth_ttl("d").is_err());
+        assert!(parse_auth_ttl("forever").is_err());
+    }
 
     #[test]
     fn clap_tree_is_consistent() {

@@ -1,10 +1,12 @@
 //! The buyer side: wallets (keyring, key file, env, remote-signer), the spending policy, the
-//! payment ledger and the `buy pay` client.
+//! payment ledger, the `buy pay` client and the `buy request` pieces (probe, balance, pre-signing,
+//! the PurchaseRequest).
 
 pub mod keystore;
 pub mod ledger;
 pub mod pay;
 pub mod policy;
+pub mod purchase;
 pub mod sidecar;
 pub mod wallet;
 

@@ -1,4 +1,5 @@
-//! `obol buy pay`: one paid HTTP request.
+//! `obol buy pay`: one paid HTTP request; `buy request` and `buy list` live in
+//! `buy_request.rs` and `buy_list.rs`.
 
 use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
@@ -16,6 +17,8 @@ use crate::x402::networks::Registry;
 pub async fn run(cmd: BuyCommand) -> anyhow::Result<()> {
     match cmd {
         BuyCommand::Pay(args) => pay_command(args).await,
+        BuyCommand::Request(args) => super::buy_request::run(args).await,
+        BuyCommand::List(args) => super::buy_list::run(args).await,
     }
 }
 
@@ -195,10 +198,10 @@ fn pay_request(args: &BuyPayArgs) -> anyhow::Result<PayRequest> {
 }
 
 /// A spinner on stderr when it is a terminal and the output is for humans; silent otherwise.
-struct Spinner(Option<indicatif::ProgressBar>);
+pub(super) struct Spinner(Option<indicatif::ProgressBar>);
 
 impl Spinner {
-    fn new(human: bool) -> Self {
+    pub(super) fn new(human: bool) -> Self {
         if !human || !std::io::stderr().is_terminal() {
             return Spinner(None);
         }
@@ -207,17 +210,17 @@ impl Spinner {
         Spinner(Some(bar))
     }
 
-    fn say(&self, msg: String) {
+    pub(super) fn say(&self, msg: String) {
         if let Some(bar) = &self.0 {
             bar.set_message(msg);
         }
     }
 
-    fn active(&self) -> bool {
+    pub(super) fn active(&self) -> bool {
         self.0.is_some()
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.0 {
             bar.finish_and_clear();
         }

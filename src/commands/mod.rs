@@ -2,6 +2,8 @@
 
 mod auth;
 mod buy;
+mod buy_list;
+mod buy_request;
 mod completion;
 mod manifests;
 mod metrics;
