@@ -594,9 +594,9 @@ pub struct ServeVerifierArgs {
 pub enum BuyerSource {
     /// Per-upstream config and auth files (--config-dir, --auths-dir).
     Files,
-    /// PurchaseRequests in the pod's namespace.
+    /// The PurchaseRequests of one namespace (-n), watched; their status is written back.
     Kube,
-    /// Both.
+    /// Both (an upstream name defined twice: the files' one wins).
     Both,
 }
 
@@ -611,8 +611,14 @@ price, and the caps maxSpendPerDay, maxTotal, liveSigning) with its pre-signed a
 in --auths-dir/NAME.json. Spent authorizations and budgets are kept in --state: a restart
 never reuses an authorization or resets a budget.
 
-Live signing (upstreams with \"liveSigning\": true, when their pool is empty) uses the wallet
-from --private-key-file, --signer-url or OBOL_PRIVATE_KEY; the keyring is not consulted.")]
+With --source kube or both, the PurchaseRequests of one namespace (-n) are watched: each is an
+upstream named after it once the seller's 402 matches its spec.payment, its status (remaining,
+spent, totalSpent, Ready) is written back, and with autoRefill.enabled and a wallet that signed
+its pool, new authorizations are appended below the threshold (never beyond maxTotal). An
+unreachable cluster is retried in the background; /readyz waits for the first list.
+
+Live signing (upstreams with \"liveSigning\": true, when their pool is empty) and refills use the
+wallet from --private-key-file, --signer-url or OBOL_PRIVATE_KEY; the keyring is not consulted.")]
 pub struct ServeBuyerArgs {
     /// Address to listen on (":8402" means all interfaces).
     #[arg(
@@ -638,6 +644,23 @@ pub struct ServeBuyerArgs {
     /// Where upstreams come from.
     #[arg(long, value_enum, default_value_t = BuyerSource::Files, env = "OBOL_BUYER_SOURCE")]
     pub source: BuyerSource,
+
+    /// Namespace of the PurchaseRequests [default: the pod's namespace in a cluster, else the
+    /// kubeconfig context's, else `default`].
+    #[arg(long, short = 'n', value_name = "NAME", env = "OBOL_BUYER_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context [default: the current context].
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Length of each PurchaseRequest watch request before it is resumed.
+    #[arg(long, value_name = "DURATION", default_value = "290s", value_parser = parse_duration, hide = true)]
+    pub kube_watch_timeout: Duration,
 
     /// How often to re-read the upstreams (POST /admin/reload also triggers a reload).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]

@@ -176,6 +176,10 @@ fn the_stream_has_every_object_in_apply_order() {
         ("ConfigMap", "x402", "x402-pricing"),
         ("Deployment", "x402", "x402-verifier"),
         ("Service", "x402", "x402-verifier"),
+        ("Namespace", "", "llm"),
+        ("ServiceAccount", "llm", "x402-buyer"),
+        ("Role", "llm", "x402-buyer"),
+        ("RoleBinding", "llm", "x402-buyer"),
         ("ServiceMonitor", "x402", "x402-verifier"),
         ("PodMonitor", "x402", "x402-buyer"),
         ("PrometheusRule", "x402", "x402-verifier"),
@@ -201,17 +205,18 @@ fn the_stream_has_every_object_in_apply_order() {
     // Service x402-verifier:8080; monitors as kube-prometheus-stack selects them.
     let svc = &docs[8];
     assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
-    let sm = &docs[9];
+    let sm = &docs[13];
     assert_eq!(sm["metadata"]["labels"]["release"], "monitoring");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "http");
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(sm["spec"]["endpoints"][0]["interval"], "30s");
-    let pm = &docs[10];
+    let pm = &docs[14];
     assert_eq!(pm["spec"]["selector"]["matchLabels"]["app"], "x402-buyer");
     assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["port"], "buyer-http");
 
-    // The RoleBinding binds the Role it is named after.
-    assert_eq!(docs[16]["roleRef"]["name"], "oauth-token-writer");
+    // The RoleBindings bind the Role they are named after.
+    assert_eq!(docs[12]["roleRef"]["name"], "x402-buyer");
+    assert_eq!(docs[20]["roleRef"]["name"], "oauth-token-writer");
 }
 
 #[test]
@@ -276,18 +281,23 @@ fn options_change_namespace_image_and_drop_optional_parts() {
     ]));
     let idx = index(&docs);
     assert!(idx.iter().all(|(kind, ns, _)| {
-        ![
-            "ServiceMonitor",
-            "PodMonitor",
-            "PrometheusRule",
-            "Role",
-            "RoleBinding",
-            "Secret",
-        ]
-        .contains(&kind.as_str())
+        !["ServiceMonitor", "PodMonitor", "PrometheusRule", "Secret"].contains(&kind.as_str())
             && ns != "erpc"
             && ns != "x402"
     }));
+    // The buyer's Role stays (in the buyer's namespace).
+    let roles: Vec<_> = idx
+        .iter()
+        .filter(|(kind, _, _)| kind == "Role" || kind == "RoleBinding")
+        .map(|(kind, ns, name)| (kind.as_str(), ns.as_str(), name.as_str()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("Role", "llm", "x402-buyer"),
+            ("RoleBinding", "llm", "x402-buyer")
+        ]
+    );
     let deploy = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
     assert_eq!(deploy["metadata"]["namespace"], "payments");
     assert_eq!(

@@ -12,13 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use alloy_primitives::{B256, U256};
-use alloy_signer_local::PrivateKeySigner;
-use obol::x402::eip3009::{self, TransferWithAuthorization};
 use serde_json::{Value, json};
-use support::{
-    CHAIN_ID, ChildGuard, PAYER_ADDRESS, PAYER_KEY, PaidLlm, Rail, SELLER_ADDRESS, decode_b64_json,
-    unix_now,
-};
+use support::buyer::{self, Sidecar, auths, client, metric};
+use support::{ChildGuard, PAYER_ADDRESS, PAYER_KEY, PaidLlm, Rail, SELLER_ADDRESS};
 
 /// 0.01 USDC.
 const PRICE: u64 = 10_000;
@@ -91,49 +87,14 @@ impl Env {
         .unwrap();
     }
 
-    /// `n` EIP-3009 authorizations of `PRICE` from the payer to the seller, signed with obol's
-    /// library; alternately in the legacy shape and the `{"id", "payment"}` shape.
+    /// `n` authorizations of `PRICE` from the payer to the seller.
     fn presign(&self, n: usize) -> Vec<(Value, B256)> {
-        let signer: PrivateKeySigner = PAYER_KEY.parse().unwrap();
-        let domain = eip3009::domain(Rail::TOKEN_NAME, "2", CHAIN_ID, self.rail.token.address());
-        let now = unix_now();
-        (0..n)
-            .map(|i| {
-                let auth = TransferWithAuthorization {
-                    from: PAYER_ADDRESS,
-                    to: SELLER_ADDRESS,
-                    value: U256::from(PRICE),
-                    validAfter: U256::from(now - 600),
-                    validBefore: U256::from(now + 3600),
-                    nonce: B256::random(),
-                };
-                let sig =
-                    eip3009::sign_hash_local(&signer, eip3009::signing_hash(&auth, &domain)).unwrap();
-                let wire = eip3009::to_wire(&auth, &sig);
-                let a = &wire.authorization;
-                let value = if i % 2 == 0 {
-                    json!({"signature": wire.signature, "from": a.from, "to": a.to, "value": a.value,
-                           "validAfter": a.valid_after, "validBefore": a.valid_before, "nonce": a.nonce})
-                } else {
-                    json!({"id": format!("auth-{i}-{}", a.nonce), "payment": {"x402Version": 2, "payload": wire}})
-                };
-                (value, auth.nonce)
-            })
-            .collect()
+        buyer::presign(&self.rail.token, PRICE, n)
     }
 
     /// `obol` with a private home, the rail's networks file and no keyring.
     fn obol(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_obol"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path())
-            .env("XDG_CONFIG_HOME", self.path().join("xdg-config"))
-            .env("XDG_STATE_HOME", self.path().join("xdg-state"))
-            .env("OBOL_NETWORKS", &self.networks)
-            .env("OBOL_KEYRING", "off")
-            .env("RUST_LOG", "info");
-        cmd
+        buyer::obol(self.path(), &self.networks)
     }
 
     fn sidecar(&self, live_key: bool) -> Sidecar {
@@ -161,19 +122,12 @@ impl Env {
     }
 
     fn balances(&self) -> (U256, U256) {
-        (
-            self.rail.token.balance_of(PAYER_ADDRESS),
-            self.rail.token.balance_of(SELLER_ADDRESS),
-        )
+        buyer::balances(&self.rail.token)
     }
 
     /// The number of payments of `PRICE` between two balance readings (checked both ways).
     fn payments_between(&self, before: (U256, U256), after: (U256, U256)) -> u64 {
-        let paid = before.0 - after.0;
-        let got = after.1 - before.1;
-        assert_eq!(paid, got, "what the payer lost, the seller got");
-        assert_eq!(paid % U256::from(PRICE), U256::ZERO, "whole payments only");
-        (paid / U256::from(PRICE)).to::<u64>()
+        buyer::payments_between(PRICE, before, after)
     }
 
     fn logs(&self, sidecar: &Sidecar) -> String {
@@ -184,116 +138,6 @@ impl Env {
             self.rail.facilitator.log()
         )
     }
-}
-
-struct Sidecar {
-    guard: ChildGuard,
-    port: u16,
-}
-
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    /// The settlement receipt, decoded.
-    fn receipt(&self) -> Option<Value> {
-        self.headers
-            .get("payment-response")
-            .map(|v| decode_b64_json(v.to_str().unwrap()))
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .no_proxy()
-        .build()
-        .unwrap()
-}
-
-impl Sidecar {
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn post(&self, path: &str, body: Value) -> Answer {
-        let resp = client()
-            .post(format!("{}{path}", self.url()))
-            .header("authorization", "Bearer unused")
-            .json(&body)
-            .send()
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        Answer {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.text().unwrap(),
-        }
-    }
-
-    fn chat(&self, model: &str) -> Answer {
-        self.post(
-            "/v1/chat/completions",
-            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
-        )
-    }
-
-    fn status(&self) -> Value {
-        client()
-            .get(format!("{}/status", self.url()))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    }
-
-    fn metrics(&self) -> String {
-        client()
-            .get(format!("{}/metrics", self.url()))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
-    }
-
-    /// `POST /admin/reload`, then waits until `done(/status)` holds.
-    fn reload_until(&self, done: impl Fn(&Value) -> bool) {
-        let answer: Value = client()
-            .post(format!("{}/admin/reload", self.url()))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        assert!(
-            answer["status"] == "reload triggered" || answer["status"] == "reload already pending",
-            "{answer}"
-        );
-        support::wait_until(Duration::from_secs(20), || {
-            let s = self.status();
-            if done(&s) { Ok(()) } else { Err(s.to_string()) }
-        })
-        .unwrap();
-    }
-}
-
-/// The value of `name{…upstream="<upstream>"…}` in an exposition (0 when absent).
-fn metric(text: &str, name: &str, upstream: &str, extra: &str) -> f64 {
-    let want = format!("upstream=\"{upstream}\"");
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| l.contains(&want) && l.contains(extra))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-fn auths(list: &[(Value, B256)]) -> Vec<Value> {
-    list.iter().map(|(v, _)| v.clone()).collect()
 }
 
 #[test]

@@ -2,9 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::buyer::sidecar::{FileSource, PoolSource, Sidecar, SidecarConfig, SystemClock};
+use crate::buyer::sidecar::{
+    Clock, FileSource, KubeSource, KubeSourceConfig, PoolSource, Sidecar, SidecarConfig,
+    SystemClock,
+};
 use crate::buyer::wallet::Wallet;
 use crate::cli::{BuyerSource, ServeBuyerArgs};
+use crate::k8s::{ClientOptions, KubeClient};
 use crate::x402::amount::{self, Rounding};
 use crate::x402::networks::Registry;
 
@@ -21,21 +25,21 @@ pub async fn run(args: ServeBuyerArgs) -> anyhow::Result<()> {
         ));
     }
     let signer = live_signer(&args).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut sources: Vec<Arc<dyn PoolSource>> = Vec::new();
-    match args.source {
-        BuyerSource::Files => {
-            let base = crate::paths::config_dir().join("buyer");
-            sources.push(Arc::new(FileSource {
-                config_dir: args.config_dir.unwrap_or_else(|| base.join("config")),
-                auths_dir: args.auths_dir.unwrap_or_else(|| base.join("auths")),
-            }));
-        }
-        BuyerSource::Kube | BuyerSource::Both => {
-            return Err(Hinted::error(
-                "--source kube is not available yet in this build",
-                "use --source files with --config-dir and --auths-dir",
-            ));
-        }
+    if matches!(args.source, BuyerSource::Files | BuyerSource::Both) {
+        let base = crate::paths::config_dir().join("buyer");
+        sources.push(Arc::new(FileSource {
+            config_dir: args
+                .config_dir
+                .clone()
+                .unwrap_or_else(|| base.join("config")),
+            auths_dir: args.auths_dir.clone().unwrap_or_else(|| base.join("auths")),
+        }));
+    }
+    if matches!(args.source, BuyerSource::Kube | BuyerSource::Both) {
+        let source = kube_source(&args, &registry, signer.clone(), Arc::clone(&clock)).await?;
+        sources.push(Arc::new(source));
     }
     let config = SidecarConfig {
         listen: args.listen,
@@ -47,7 +51,7 @@ pub async fn run(args: ServeBuyerArgs) -> anyhow::Result<()> {
         signer,
         max_amount: args.max_amount,
         sources,
-        clock: Arc::new(SystemClock),
+        clock,
     };
     let sidecar = Sidecar::new(config).await.with_hint(
         "the state file must be readable JSON; move a broken one aside only if you know no authorization in it was spent",
@@ -55,6 +59,39 @@ pub async fn run(args: ServeBuyerArgs) -> anyhow::Result<()> {
     sidecar.serve(super::shutdown_signal()).await.with_hint(
         "check --listen (e.g. :8402 or 127.0.0.1:8402); is another process using the port?",
     )
+}
+
+/// The PurchaseRequest source. A cluster that cannot be reached is not fatal: the watch
+/// retries, the other sources are served meanwhile.
+async fn kube_source(
+    args: &ServeBuyerArgs,
+    registry: &Registry,
+    signer: Option<Arc<Wallet>>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<KubeSource> {
+    let opts = ClientOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        namespace: args.namespace.clone().filter(|n| !n.trim().is_empty()),
+    };
+    let client = KubeClient::new(&opts)
+        .await
+        .map_err(|e| Hinted::error(format!("--source kube: {e}"), e.hint()))?;
+    let namespace = client.namespace().to_owned();
+    tracing::info!(
+        "watching the PurchaseRequests of namespace {namespace} on {} ({})",
+        client.server(),
+        client.source()
+    );
+    Ok(KubeSource::start(KubeSourceConfig {
+        client,
+        namespace,
+        registry: registry.clone(),
+        max_amount: args.max_amount.clone(),
+        signer,
+        clock,
+        watch_timeout: Some(args.kube_watch_timeout),
+    }))
 }
 
 /// The wallet for live signing, when one is configured explicitly (a daemon never waits on

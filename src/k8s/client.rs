@@ -357,6 +357,38 @@ impl KubeClient {
         }
     }
 
+    /// A failed kube-rs `watcher` as a [`K8sError`], as [`KubeClient::error`] does for a
+    /// request (`action`, e.g. "watching ServiceOffers").
+    pub fn watch_error(
+        &self,
+        action: impl Into<String>,
+        err: &kube::runtime::watcher::Error,
+    ) -> K8sError {
+        use kube::runtime::watcher::Error as W;
+        let status = match err {
+            W::InitialListFailed(kube::Error::Api(s))
+            | W::WatchStartFailed(kube::Error::Api(s))
+            | W::WatchFailed(kube::Error::Api(s)) => Some(s.as_ref()),
+            W::WatchError(s) => Some(s.as_ref()),
+            _ => None,
+        };
+        match status {
+            Some(s) => K8sError::Api {
+                action: action.into(),
+                server: self.server.clone(),
+                origin: Box::new(self.source.clone()),
+                code: s.code,
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+            },
+            None => K8sError::Unreachable {
+                server: self.server.clone(),
+                origin: Box::new(self.source.clone()),
+                detail: error_chain(err),
+            },
+        }
+    }
+
     /// `Api<K>` in the client's namespace.
     pub fn namespaced<K>(&self) -> Api<K>
     where

@@ -5,10 +5,13 @@
 //! 2. the verifier: Namespace, ServiceAccount, ClusterRole (ServiceOffers get/list/watch,
 //!    `serviceoffers/status` patch, nothing else) and its binding, the ConfigMap `x402-pricing`
 //!    (the base config: chain, facilitator, wallet), Deployment, Service `x402-verifier:8080`;
-//! 3. monitoring (prometheus-operator): ServiceMonitor of the verifier, PodMonitor of the buyer
+//! 3. the buyer sidecar's identity in namespace `llm`: ServiceAccount and Role `x402-buyer`
+//!    (PurchaseRequests get/list/watch/patch, `purchaserequests/status` get/patch/update) and
+//!    its binding, for `obol serve buyer --source kube`;
+//! 4. monitoring (prometheus-operator): ServiceMonitor of the verifier, PodMonitor of the buyer
 //!    pods (`app: x402-buyer`, port `buyer-http`), PrometheusRule whose groups are
 //!    [`crate::earnings::RULES_YAML`];
-//! 4. eRPC auth plumbing in namespace `erpc`: the Secret `obol-oauth-token` (no data: applying
+//! 5. eRPC auth plumbing in namespace `erpc`: the Secret `obol-oauth-token` (no data: applying
 //!    it again never clears a token), Role `oauth-token-writer` limited to that Secret, Role
 //!    `erpc-restarter` limited to Deployment `erpc`, their bindings to ServiceAccount
 //!    `obol-auth`, and the ConfigMap `erpc-obol-values` with the eRPC Helm values that read the
@@ -51,8 +54,11 @@ pub const TOKEN_HEADER: &str = "X-Nodecore-Token";
 pub const VERIFIER: &str = "x402-verifier";
 /// Port of the verifier's Service and container (name `http`).
 pub const VERIFIER_PORT: u16 = 8080;
-/// Label selecting the buyer pods the PodMonitor scrapes.
+/// Label selecting the buyer pods the PodMonitor scrapes; also the name of the buyer's
+/// ServiceAccount, Role and RoleBinding.
 pub const BUYER_APP: &str = "x402-buyer";
+/// Namespace of the buyer sidecar and its PurchaseRequests (obol-stack's `llm`).
+pub const BUYER_NAMESPACE: &str = "llm";
 /// Container port name of the buyer's metrics.
 pub const BUYER_PORT_NAME: &str = "buyer-http";
 /// Where the ConfigMap `x402-pricing` is mounted.
@@ -175,6 +181,18 @@ pub fn objects(opts: &ManifestOptions) -> Result<Vec<Manifest>, ManifestError> {
             "The address Traefik's forwardAuth Middlewares call: http://x402-verifier.<ns>.svc:8080/verify.",
             service(ns),
         ),
+    ]);
+    out.extend([
+        m("Namespace of the buyer sidecar and its PurchaseRequests.", namespace(BUYER_NAMESPACE)),
+        m(
+            "Identity of the buyer sidecar pod (`obol serve buyer --source kube`).",
+            buyer_service_account(),
+        ),
+        m(
+            "The buyer reads its namespace's PurchaseRequests, writes their status and appends refilled authorizations; nothing else.",
+            buyer_role(),
+        ),
+        m("", buyer_role_binding()),
     ]);
     if opts.monitoring {
         out.extend([
@@ -497,6 +515,44 @@ fn prometheus_rule(ns: &str) -> Result<Manifest, ManifestError> {
     })
 }
 
+fn buyer_service_account() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": BUYER_APP, "namespace": BUYER_NAMESPACE, "labels": labels(BUYER_APP)},
+    })
+}
+
+fn buyer_role() -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": BUYER_APP, "namespace": BUYER_NAMESPACE, "labels": labels(BUYER_APP)},
+        "rules": [
+            {
+                "apiGroups": ["obol.org"],
+                "resources": ["purchaserequests"],
+                "verbs": ["get", "list", "watch", "patch"],
+            },
+            {
+                "apiGroups": ["obol.org"],
+                "resources": ["purchaserequests/status"],
+                "verbs": ["get", "patch", "update"],
+            },
+        ],
+    })
+}
+
+fn buyer_role_binding() -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": BUYER_APP, "namespace": BUYER_NAMESPACE, "labels": labels(BUYER_APP)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": BUYER_APP},
+        "subjects": [{"kind": "ServiceAccount", "name": BUYER_APP, "namespace": BUYER_NAMESPACE}],
+    })
+}
+
 fn oauth_secret() -> Value {
     json!({
         "apiVersion": "v1",
@@ -739,6 +795,29 @@ mod tests {
         assert_eq!(role["rules"].as_array().unwrap().len(), 1);
         let binding = find(&docs, "RoleBinding", GRANT_ROLE);
         assert_eq!(binding["subjects"][0]["name"], AUTH_SERVICE_ACCOUNT);
+    }
+
+    #[test]
+    fn buyer_role_grants_purchase_requests_status_and_refill_in_its_namespace() {
+        let docs = objects(&ManifestOptions::default()).unwrap();
+        let role = find(&docs, "Role", BUYER_APP);
+        assert_eq!(role["metadata"]["namespace"], BUYER_NAMESPACE);
+        assert_eq!(
+            role["rules"],
+            json!([
+                {"apiGroups": ["obol.org"], "resources": ["purchaserequests"],
+                 "verbs": ["get", "list", "watch", "patch"]},
+                {"apiGroups": ["obol.org"], "resources": ["purchaserequests/status"],
+                 "verbs": ["get", "patch", "update"]},
+            ])
+        );
+        let binding = find(&docs, "RoleBinding", BUYER_APP);
+        assert_eq!(binding["roleRef"]["name"], BUYER_APP);
+        assert_eq!(
+            binding["subjects"][0],
+            json!({"kind": "ServiceAccount", "name": BUYER_APP, "namespace": BUYER_NAMESPACE})
+        );
+        find(&docs, "ServiceAccount", BUYER_APP);
     }
 
     #[test]

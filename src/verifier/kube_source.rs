@@ -224,28 +224,7 @@ fn truncate(mut s: String) -> String {
 
 /// A one-line description of a watch failure and what to do about it.
 fn describe(client: &KubeClient, e: &watcher::Error) -> String {
-    let api = match e {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => Some(s.as_ref()),
-        watcher::Error::WatchError(s) => Some(s.as_ref()),
-        _ => None,
-    };
-    let err = match api {
-        Some(s) => K8sError::Api {
-            action: "watching ServiceOffers".into(),
-            server: client.server().to_string(),
-            origin: Box::new(client.source().clone()),
-            code: s.code,
-            reason: s.reason.clone(),
-            message: s.message.clone(),
-        },
-        None => K8sError::Unreachable {
-            server: client.server().to_string(),
-            origin: Box::new(client.source().clone()),
-            detail: e.to_string(),
-        },
-    };
+    let err = client.watch_error("watching ServiceOffers", e);
     let hint = match &err {
         K8sError::Api { code: 403, .. } => {
             "the verifier needs serviceoffers get/list/watch (`obol manifests` has the ClusterRole)"

@@ -9,12 +9,14 @@
 //! - [`x402_rail`]: the npm x402 reference `Facilitator` and `ReferenceSeller`, and `Rail`.
 //! - [`payment`]: x402 v2 payments built without obol (cast-signed EIP-3009, base64 headers).
 //! - [`paid_llm`]: a paid OpenAI-like upstream behind `@x402/express` (buyer sidecar tests).
+//! - [`buyer`]: pre-signed pools and a running `obol serve buyer` (its HTTP API, metrics).
 //! - [`traefik`]: real Traefik with a forwardAuth middleware in front of an upstream.
 //! - [`oidc`]: npm `oidc-provider` (OpenID Connect issuer) and a driver for its sign-in forms.
 
 // Not every test file uses every helper.
 #![allow(dead_code, unused_imports)]
 
+pub mod buyer;
 pub mod chain;
 pub mod fake_kube;
 pub mod oidc;

@@ -4,8 +4,10 @@
 //! across restarts. Compatible with the obol-stack `x402-buyer`.
 //!
 //! - [`config`] — the per-upstream config and auth files (+ budget fields);
-//! - [`source`] — [`PoolSource`], the producers of upstreams ([`FileSource`]; PurchaseRequests
-//!   later), merged on every reload;
+//! - [`source`] — [`PoolSource`], the producers of upstreams ([`FileSource`]), merged on every
+//!   reload;
+//! - [`kube_source`] — [`KubeSource`]: the PurchaseRequests of a namespace, their status and
+//!   auto-refill;
 //! - [`upstream`] — resolution against the network registry, the routing table;
 //! - [`pool`] — hold → confirm / release of pre-signed auths;
 //! - [`budget`] — `maxSpendPerDay` (UTC day) and `maxTotal`;
@@ -16,6 +18,7 @@
 
 pub mod budget;
 pub mod config;
+pub mod kube_source;
 pub mod metrics;
 pub mod payment;
 pub mod pool;
@@ -37,9 +40,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
+pub use self::kube_source::{KubeSource, KubeSourceConfig};
 use self::metrics::Metrics;
 use self::pool::AuthPool;
-pub use self::source::{FileSource, PoolSource, SourceSnapshot, UpstreamSpec};
+pub use self::source::{FileSource, PoolSource, ReloadHandle, SourceSnapshot, UpstreamSpec};
 use self::state::{StateError, StateStore};
 use self::status::UpstreamStatus;
 use self::upstream::{Table, Upstream};
@@ -101,6 +105,9 @@ pub enum ServeError {
 struct Loaded {
     specs: BTreeMap<String, UpstreamSpec>,
     issues: BTreeMap<String, String>,
+    /// The last snapshot of each source (by index) that could be read: a source that fails
+    /// keeps its upstreams while the others update.
+    last_good: Vec<Option<SourceSnapshot>>,
 }
 
 /// Shared by every handler.
@@ -118,7 +125,7 @@ pub struct App {
     pools: Mutex<HashMap<String, Arc<AuthPool>>>,
     sources: Vec<Arc<dyn PoolSource>>,
     loaded: tokio::sync::Mutex<Loaded>,
-    reload_tx: tokio::sync::mpsc::Sender<()>,
+    reload: ReloadHandle,
     reload_rx: Mutex<Option<tokio::sync::mpsc::Receiver<()>>>,
 }
 
@@ -133,7 +140,10 @@ impl App {
     /// Opens the state file and builds the (not yet loaded) state.
     pub fn new(config: &SidecarConfig) -> Result<Arc<App>, ServeError> {
         let store = StateStore::open(&config.state_path)?;
-        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        let (reload, reload_rx) = ReloadHandle::channel();
+        for source in &config.sources {
+            source.attach(reload.clone());
+        }
         Ok(Arc::new(App {
             table: ArcSwap::from_pointee(Table::default()),
             store,
@@ -146,14 +156,14 @@ impl App {
             pools: Mutex::new(HashMap::new()),
             sources: config.sources.clone(),
             loaded: tokio::sync::Mutex::new(Loaded::default()),
-            reload_tx,
+            reload,
             reload_rx: Mutex::new(Some(reload_rx)),
         }))
     }
 
     /// Asks the reload loop for a reload; `false` when one is already pending.
     pub fn trigger_reload(&self) -> bool {
-        self.reload_tx.try_send(()).is_ok()
+        self.reload.trigger()
     }
 
     /// Every upstream's status, by name.
@@ -176,13 +186,29 @@ impl App {
     }
 
     /// Reads every source and swaps in the new table. `force` rebuilds even when nothing
-    /// changed. A source that cannot be read keeps the whole current table.
+    /// changed. A source that cannot be read keeps its upstreams of its last good read (none
+    /// before the first): the others still update, the sidecar is not ready until every
+    /// source was read once, and the error is returned after the table is swapped.
     pub async fn reload(&self, force: bool) -> Result<ReloadOutcome, String> {
         let mut loaded = self.loaded.lock().await;
         let mut specs: BTreeMap<String, UpstreamSpec> = BTreeMap::new();
         let mut issues: BTreeMap<String, String> = BTreeMap::new();
-        for source in &self.sources {
-            let snap = source.load().await.map_err(|e| e.to_string())?;
+        let mut failures: Vec<String> = Vec::new();
+        loaded.last_good.resize(self.sources.len(), None);
+        for (i, source) in self.sources.iter().enumerate() {
+            let snap = match source.load().await {
+                Ok(snap) => {
+                    loaded.last_good[i] = Some(snap.clone());
+                    snap
+                }
+                Err(e) => {
+                    failures.push(e.to_string());
+                    match &loaded.last_good[i] {
+                        Some(prev) => prev.clone(),
+                        None => continue,
+                    }
+                }
+            };
             for spec in snap.upstreams {
                 if let Some(first) = specs.get(&spec.name) {
                     issues.insert(
@@ -211,25 +237,36 @@ impl App {
                 specs.insert(name.clone(), prev.clone());
             }
         }
+        let ready = loaded.last_good.iter().all(Option::is_some);
+        let failed = || Err(failures.join("; "));
         let table_loaded = self.table.load().loaded;
-        if !force && table_loaded && loaded.specs == specs && loaded.issues == issues {
-            return Ok(ReloadOutcome::Unchanged);
+        if !force && table_loaded == ready && loaded.specs == specs && loaded.issues == issues {
+            return if failures.is_empty() {
+                Ok(ReloadOutcome::Unchanged)
+            } else {
+                failed()
+            };
         }
         for (name, issue) in &issues {
             if loaded.issues.get(name) != Some(issue) {
                 tracing::warn!(upstream = %name, "cannot load: {issue}");
             }
         }
-        let n = self.apply(&specs, &mut issues);
+        let n = self.apply(&specs, &mut issues, ready);
         loaded.specs = specs;
         loaded.issues = issues;
-        Ok(ReloadOutcome::Applied { upstreams: n })
+        if failures.is_empty() {
+            Ok(ReloadOutcome::Applied { upstreams: n })
+        } else {
+            failed()
+        }
     }
 
     fn apply(
         &self,
         specs: &BTreeMap<String, UpstreamSpec>,
         issues: &mut BTreeMap<String, String>,
+        ready: bool,
     ) -> usize {
         let now = self.clock.now();
         let previous = self.table.load_full();
@@ -282,7 +319,8 @@ impl App {
             .map(|u| (u.name.clone(), u.remote_model.clone(), u.chain.clone()))
             .collect();
         let removed = self.metrics.retain(&keep);
-        let (table, conflicts) = Table::new(upstreams);
+        let (mut table, conflicts) = Table::new(upstreams);
+        table.loaded = ready;
         for c in conflicts {
             tracing::warn!("{c}");
         }
@@ -325,6 +363,7 @@ impl App {
         let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let mut last_error: Option<String> = None;
         loop {
             let force = tokio::select! {
                 _ = tick.tick() => false,
@@ -333,8 +372,18 @@ impl App {
                     None => return,
                 },
             };
-            if let Err(e) = self.reload(force).await {
-                tracing::warn!("reload failed, keeping the current upstreams: {e}");
+            match self.reload(force).await {
+                Ok(_) => {
+                    if last_error.take().is_some() {
+                        tracing::info!("every upstream source is read again");
+                    }
+                }
+                // Once per distinct error, not every tick.
+                Err(e) if last_error.as_deref() != Some(e.as_str()) => {
+                    tracing::warn!("reload incomplete, keeping what could not be read: {e}");
+                    last_error = Some(e);
+                }
+                Err(_) => {}
             }
             let statuses = self.statuses();
             for source in &self.sources {

@@ -8,7 +8,7 @@ use super::upstream::Upstream;
 use crate::buyer::pay::VALID_AFTER_SKEW;
 use crate::buyer::wallet::Wallet;
 use crate::x402::eip3009::{self, TransferWithAuthorization};
-use crate::x402::networks::Registry;
+use crate::x402::networks::{Network, Registry};
 use crate::x402::wire::{ExactEvmPayload, PaymentPayload, PaymentRequired, Requirement};
 
 /// Longest validity of a live-signed authorization (a seller's larger `maxTimeoutSeconds` is
@@ -26,14 +26,41 @@ pub enum Mismatch {
 
 impl Mismatch {
     pub fn message(&self, up: &Upstream) -> String {
+        self.message_for(&Terms::of(up))
+    }
+
+    /// The message for terms that are not (yet) an upstream.
+    pub fn message_for(&self, terms: &Terms<'_>) -> String {
         match self {
             Mismatch::NoMatch { offered } => format!(
                 "the seller no longer offers the agreed payment (exact {} to {} on {}); it offers: {offered}; nothing was paid",
-                up.asset, up.pay_to, up.chain
+                terms.asset, terms.pay_to, terms.chain
             ),
             Mismatch::PriceChanged { agreed, asked } => format!(
                 "the seller's price changed: it asks {asked}, the agreed price is {agreed} (atomic units); nothing was paid"
             ),
+        }
+    }
+}
+
+/// What was agreed with a seller: the option its 402 must offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms<'a> {
+    /// CAIP-2.
+    pub chain: &'a str,
+    pub asset: Address,
+    pub pay_to: Address,
+    /// Atomic units.
+    pub price: U256,
+}
+
+impl<'a> Terms<'a> {
+    pub fn of(up: &'a Upstream) -> Terms<'a> {
+        Terms {
+            chain: &up.chain,
+            asset: up.asset,
+            pay_to: up.pay_to,
+            price: up.price,
         }
     }
 }
@@ -49,12 +76,21 @@ pub fn pick(
     required: &PaymentRequired,
     registry: &Registry,
 ) -> Result<Requirement, Mismatch> {
+    pick_terms(&Terms::of(up), required, registry)
+}
+
+/// [`pick`] for terms.
+pub fn pick_terms(
+    up: &Terms<'_>,
+    required: &PaymentRequired,
+    registry: &Registry,
+) -> Result<Requirement, Mismatch> {
     let all = required.requirements();
     let mut other_price = None;
     for req in &all {
         let on_chain = registry
             .caip2_of(&req.network)
-            .is_some_and(|c| c.eq_ignore_ascii_case(&up.chain));
+            .is_some_and(|c| c.eq_ignore_ascii_case(up.chain));
         if !(req.is_exact()
             && on_chain
             && same_address(&req.asset, up.asset)
@@ -133,14 +169,32 @@ pub async fn sign_live(
 ) -> Result<PaymentHeader, String> {
     up.live_check.clone()?;
     let network = up.network.as_ref().ok_or("unknown network")?;
-    let asset = network.asset.as_ref().ok_or("no asset")?;
     let validity = req.max_timeout_seconds.clamp(1, MAX_LIVE_VALIDITY_SECS);
+    let evm = sign_transfer(network, up.pay_to, up.price, wallet, now, now + validity).await?;
+    Ok(header(required, req, evm))
+}
+
+/// Signs one EIP-3009 transfer of `price` to `pay_to` in the domain of the asset the registry
+/// lists for `network` (never an asset a seller names alone), valid from `now` (minus the
+/// clock skew allowance) until `valid_before`. The caller has checked the asset and the caps.
+pub async fn sign_transfer(
+    network: &Network,
+    pay_to: Address,
+    price: U256,
+    wallet: &Wallet,
+    now: u64,
+    valid_before: u64,
+) -> Result<ExactEvmPayload, String> {
+    let asset = network
+        .asset
+        .as_ref()
+        .ok_or_else(|| format!("obol knows no payment asset on {}", network.caip2))?;
     let auth = TransferWithAuthorization {
         from: wallet.address(),
-        to: up.pay_to,
-        value: up.price,
+        to: pay_to,
+        value: price,
         validAfter: U256::from(now.saturating_sub(VALID_AFTER_SKEW)),
-        validBefore: U256::from(now + validity),
+        validBefore: U256::from(valid_before),
         nonce: B256::from(rand::random::<[u8; 32]>()),
     };
     let domain = eip3009::domain(
@@ -161,7 +215,7 @@ pub async fn sign_live(
             .await
             .map_err(|e| e.to_string())?,
     };
-    Ok(header(required, req, eip3009::to_wire(&auth, &signature)))
+    Ok(eip3009::to_wire(&auth, &signature))
 }
 
 #[cfg(test)]

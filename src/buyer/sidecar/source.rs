@@ -5,6 +5,9 @@
 //! (PurchaseRequests from the Kubernetes API) means implementing this trait; nothing else in the
 //! sidecar changes. A source may also take the per-upstream status back
 //! ([`PoolSource::report`]): the Kubernetes source writes it into `PurchaseRequest.status`.
+//! A source that learns of changes by itself (a watch) asks for a prompt reload through the
+//! [`ReloadHandle`] the sidecar hands it ([`PoolSource::attach`]) instead of waiting for the
+//! next tick.
 
 use std::path::{Path, PathBuf};
 
@@ -47,10 +50,34 @@ pub struct SourceError {
     pub message: String,
 }
 
+/// Asks the sidecar's reload loop for a reload (one pending request at most: asking again
+/// while one is pending is a no-op). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReloadHandle {
+    tx: tokio::sync::mpsc::Sender<()>,
+}
+
+impl ReloadHandle {
+    /// A handle and the receiving end the reload loop listens on.
+    pub fn channel() -> (ReloadHandle, tokio::sync::mpsc::Receiver<()>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        (ReloadHandle { tx }, rx)
+    }
+
+    /// Requests a reload; `false` when one is already pending (or the sidecar is gone).
+    pub fn trigger(&self) -> bool {
+        self.tx.try_send(()).is_ok()
+    }
+}
+
 /// A producer of upstreams.
 pub trait PoolSource: Send + Sync + 'static {
     /// `files`, `kube`: for logs.
     fn name(&self) -> &str;
+
+    /// Called once when the sidecar is built: the handle asks it for a prompt reload. Sources
+    /// that are only read on the reload tick (files) ignore it.
+    fn attach(&self, _reload: ReloadHandle) {}
 
     /// The current upstreams of this source.
     fn load(&self) -> BoxFuture<'_, Result<SourceSnapshot, SourceError>>;
