@@ -149,8 +149,8 @@ struct Inner {
     prs: BTreeMap<String, Pr>,
     /// Seller probes, by PurchaseRequest name.
     probes: HashMap<String, Probe>,
-    /// What the last load made of each PurchaseRequest.
-    verdicts: HashMap<String, Verdict>,
+    /// What the last load made of each PurchaseRequest, with the (uid, generation) it saw.
+    verdicts: HashMap<String, (Generation, Verdict)>,
     /// Status patches sent: (resourceVersion patched, status sent), by name.
     written: HashMap<String, (Option<String>, PurchaseRequestStatus)>,
     /// The last failed write of each name (logged once).
@@ -167,6 +167,9 @@ impl Inner {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// `(uid, generation)`: which version of an object a verdict is about.
+type Generation = (Option<String>, Option<i64>);
 
 /// One watched PurchaseRequest.
 #[derive(Debug, Clone)]
@@ -497,7 +500,7 @@ impl Shared {
                     message: message.clone(),
                 });
             }
-            verdicts.insert(pr.name.clone(), verdict);
+            verdicts.insert(pr.name.clone(), ((pr.uid.clone(), pr.generation), verdict));
         }
         inner.verdicts = verdicts;
         let names: Vec<String> = inner.prs.keys().cloned().collect();
@@ -519,6 +522,21 @@ impl Shared {
                 };
                 let state =
                     probe(&shared.http, &shared.cfg.registry, &endpoint, &model, terms).await;
+                let changed = {
+                    let mut inner = Inner::lock(&shared.inner);
+                    match inner.probes.get_mut(&name) {
+                        Some(p) if p.key == key => {
+                            let changed = p.state != state;
+                            p.state = state.clone();
+                            p.at = shared.cfg.clock.now();
+                            changed
+                        }
+                        _ => return,
+                    }
+                };
+                if !changed {
+                    return;
+                }
                 match &state {
                     ProbeState::Matched => {
                         tracing::info!(purchaserequest = %name, "the seller's 402 matches the agreed payment")
@@ -527,16 +545,6 @@ impl Shared {
                         tracing::warn!(purchaserequest = %name, "probe: {m}")
                     }
                     ProbeState::Running => {}
-                }
-                {
-                    let mut inner = Inner::lock(&shared.inner);
-                    match inner.probes.get_mut(&name) {
-                        Some(p) if p.key == key => {
-                            p.state = state;
-                            p.at = shared.cfg.clock.now();
-                        }
-                        _ => return,
-                    }
                 }
                 shared.trigger();
             });
@@ -696,7 +704,13 @@ impl Shared {
             inner.last_refill.retain(|k, _| live.contains(k));
             let mut work = Vec::new();
             for pr in inner.prs.values() {
-                let Some(verdict) = inner.verdicts.get(&pr.name) else {
+                // Only a verdict about this very version: a newer one waits for its reload.
+                let Some(verdict) = inner
+                    .verdicts
+                    .get(&pr.name)
+                    .filter(|(seen, _)| *seen == (pr.uid.clone(), pr.generation))
+                    .map(|(_, v)| v)
+                else {
                     continue;
                 };
                 let st = by_name.get(pr.name.as_str()).copied();
@@ -1198,6 +1212,81 @@ mod tests {
             "https://s/q/v1/chat/completions"
         );
         assert_eq!(probe_url("https://s/q"), "https://s/q/v1/chat/completions");
+    }
+
+    fn status(
+        remaining: usize,
+        left_total: Option<u64>,
+        left_today: Option<&str>,
+    ) -> UpstreamStatus {
+        UpstreamStatus {
+            name: "q".into(),
+            url: "http://seller".into(),
+            remote_model: "m".into(),
+            public_model: "paid/m".into(),
+            network: "base".into(),
+            chain: "eip155:8453".into(),
+            price: "1000".into(),
+            remaining,
+            spent: 3,
+            in_flight: 0,
+            expired: 0,
+            live_signing: false,
+            budget_left_today: left_today.map(str::to_owned),
+            budget_left_total: left_total,
+            budget: super::super::status::BudgetStatus {
+                day: "2026-11-22".into(),
+                max_spend_per_day: None,
+                spent_today: "3000".into(),
+                payments_today: 3,
+                max_total: Some(3),
+                payments_total: 3,
+                spent_total: "3000".into(),
+            },
+            error: None,
+            live_signing_error: None,
+        }
+    }
+
+    fn reason_of(c: Option<Condition>) -> Option<(String, String)> {
+        c.map(|c| (c.status, c.reason.unwrap_or_default()))
+    }
+
+    #[test]
+    fn ready_follows_the_verdict_the_pool_and_the_budget() {
+        let loaded = Verdict::Loaded { probe_failed: None };
+        let r = |v: &Verdict, st: Option<&UpstreamStatus>| reason_of(ready_condition(v, st));
+        let want = |s: &str, why: &str| Some((s.to_owned(), why.to_owned()));
+        assert_eq!(
+            r(&loaded, Some(&status(2, None, None))),
+            want("True", reason::RECONCILED)
+        );
+        assert_eq!(
+            r(&loaded, Some(&status(0, None, None))),
+            want("False", reason::EXHAUSTED)
+        );
+        assert_eq!(
+            r(&loaded, Some(&status(2, Some(0), None))),
+            want("False", reason::BUDGET_EXHAUSTED)
+        );
+        assert_eq!(
+            r(&loaded, Some(&status(2, Some(4), Some("0")))),
+            want("False", reason::BUDGET_EXHAUSTED)
+        );
+        let failed = Verdict::Loaded {
+            probe_failed: Some("cannot reach the seller".into()),
+        };
+        let c = ready_condition(&failed, Some(&status(2, None, None))).unwrap();
+        assert_eq!(c.reason.as_deref(), Some(reason::PROBE_FAILED));
+        assert!(c.message.unwrap().contains("cannot reach the seller"));
+        let issue = Verdict::Issue {
+            reason: reason::NO_AUTHS,
+            message: "`spec.preSignedAuths` is empty".into(),
+        };
+        assert_eq!(r(&issue, None), want("False", reason::NO_AUTHS));
+        // Nothing to say while probing or before the reload that loads it.
+        assert_eq!(r(&Verdict::Probing, Some(&status(2, None, None))), None);
+        assert_eq!(r(&loaded, None), None);
     }
 
     #[test]
