@@ -146,7 +146,7 @@ impl Env {
         &self,
         source: &str,
         kubeconfig: &std::path::Path,
-        signer: bool,
+        key: Option<&str>,
         ready_path: &str,
     ) -> Sidecar {
         let (guard, port) = ChildGuard::spawn_on_free_port(
@@ -165,8 +165,8 @@ impl Env {
                     .arg("--state")
                     .arg(self.state_path())
                     .args(["--reload-interval", "1s"]);
-                if signer {
-                    cmd.env("OBOL_PRIVATE_KEY", PAYER_KEY);
+                if let Some(key) = key {
+                    cmd.env("OBOL_PRIVATE_KEY", key);
                 }
                 cmd
             },
@@ -175,8 +175,10 @@ impl Env {
         Sidecar { guard, port }
     }
 
+    /// With the payer's key as its wallet when `signer`.
     fn sidecar(&self, signer: bool) -> Sidecar {
-        self.sidecar_with("kube", self.kube.kubeconfig_path(), signer, "/readyz")
+        let key = signer.then_some(PAYER_KEY);
+        self.sidecar_with("kube", self.kube.kubeconfig_path(), key, "/readyz")
     }
 
     fn logs(&self, sidecar: &Sidecar) -> String {
@@ -427,6 +429,10 @@ fn auto_refill_signs_up_to_max_total_with_the_pools_signer_only() {
     let refill =
         json!({"autoRefill": {"enabled": true, "threshold": 2, "count": 3, "maxTotal": 6}});
     env.create(&env.purchase_request("qwen", "q", &auths(&pool), refill.clone()));
+    // Today's budget allows one payment: no refill once it is spent.
+    let daily = json!({"autoRefill": {"enabled": true, "threshold": 2, "count": 3, "maxTotal": 10,
+                                      "maxSpendPerDay": PRICE.to_string()}});
+    env.create(&env.purchase_request("daily", "d", &auths(&env.presign(2)), daily));
     let before = env.balances();
     let sidecar = env.sidecar(true);
     let count = |pr: &Value| pr["spec"]["preSignedAuths"].as_array().map_or(0, Vec::len);
@@ -485,6 +491,24 @@ fn auto_refill_signs_up_to_max_total_with_the_pools_signer_only() {
         "the key never reaches the logs"
     );
 
+    assert_eq!(sidecar.chat("paid/d").status, 200, "{}", env.logs(&sidecar));
+    let pr = env.wait_pr("daily", Duration::from_secs(10), |pr| {
+        condition(pr, "Refill")["reason"] == "DailyBudgetSpent"
+    });
+    assert_eq!(condition(&pr, "Refill")["status"], "False");
+    assert!(
+        is_ready(&pr, "False", "BudgetExhausted"),
+        "{}",
+        pr["status"]
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        count(&env.pr("daily")),
+        2,
+        "nothing signed while the day is spent"
+    );
+    assert_eq!(env.payments_between(before, env.balances()), 7);
+
     // Without a wallet: nothing is signed and the condition says why.
     let pool2 = env.presign(1);
     env.create(&env.purchase_request("other", "o", &auths(&pool2), refill));
@@ -497,6 +521,25 @@ fn auto_refill_signs_up_to_max_total_with_the_pools_signer_only() {
     assert!(is_ready(&pr, "True", "Reconciled"), "{}", pr["status"]);
     assert_eq!(count(&pr), 1, "nothing signed");
     drop(unsigned);
+
+    // With another wallet: nothing is signed either.
+    let other_key = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+    let foreign = env.sidecar_with(
+        "kube",
+        env.kube.kubeconfig_path(),
+        Some(other_key),
+        "/readyz",
+    );
+    let pr = env.wait_pr("other", Duration::from_secs(10), |pr| {
+        condition(pr, "Refill")["reason"] == "SignerMismatch"
+    });
+    let message = condition(&pr, "Refill")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains(&PAYER_ADDRESS.to_string()), "{message}");
+    assert_eq!(count(&pr), 1, "nothing signed");
+    drop(foreign);
 }
 
 #[test]
@@ -519,7 +562,7 @@ fn an_unreachable_cluster_is_a_clear_error_and_files_upstreams_are_still_served(
         support::fake_kube::kubeconfig_yaml(&format!("http://127.0.0.1:{closed}"), NS),
     )
     .unwrap();
-    let sidecar = env.sidecar_with("both", &kubeconfig, false, "/healthz");
+    let sidecar = env.sidecar_with("both", &kubeconfig, None, "/healthz");
     support::wait_until(Duration::from_secs(10), || {
         let log = sidecar.guard.log_contents();
         if log.contains("cannot list PurchaseRequests") {
