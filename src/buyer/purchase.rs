@@ -8,7 +8,8 @@
 //! 2. [`token_balance`]: `balanceOf(payer)` on the network's RPC, so the pool is covered;
 //! 3. [`Caps::to_auto_refill`]: the spend caps the sidecar enforces, in atomic units;
 //! 4. [`presign`]: N EIP-3009 authorizations (`validAfter = 0`, random nonces, `validBefore` =
-//!    now + TTL), each as `{id, payment: <x402 payment payload>}` (the form the sidecar reads);
+//!    now + TTL), each as `{id: <nonce>, payment: {x402Version: 2, payload}}` (the form the
+//!    sidecar reads; see [`presign`] for why `accepted` is left out);
 //! 5. [`merge_pool`] + [`purchase_request`]: the object to server-side apply; a top-up keeps the
 //!    existing auths that are still valid and adds the new ones;
 //! 6. [`readiness`]: what the sidecar reported for the applied generation.
@@ -33,7 +34,7 @@ use crate::k8s::types::{
 use crate::x402::amount::{self, Rounding};
 use crate::x402::eip3009::{self, TransferWithAuthorization};
 use crate::x402::networks::{Network, Registry};
-use crate::x402::wire::{PaymentPayload, PaymentRequired};
+use crate::x402::wire::{ExactEvmPayload, PaymentRequired};
 
 /// The path appended to an endpoint given as a bare base URL.
 pub const CHAT_PATH: &str = "/v1/chat/completions";
@@ -458,7 +459,9 @@ impl Caps {
 
 /// Signs `count` EIP-3009 authorizations of the offer's price from the wallet to the seller,
 /// valid from 0 until `valid_before`, each with a fresh random nonce, in the domain of the
-/// asset the registry lists. Each is `{id: <nonce>, payment: <x402 payment payload>}`.
+/// asset the registry lists. Each is `{id: <nonce>, payment: {x402Version: 2, payload:
+/// {signature, authorization}}}`: an x402 v2 payment payload without the echo of the
+/// requirement (`accepted`, `resource`), which the sidecar takes from each live 402.
 /// `progress` is called with the number signed so far.
 pub async fn presign(
     wallet: &Wallet,
@@ -487,15 +490,29 @@ pub async fn presign(
         };
         let signature = wallet.sign_transfer(&auth, &domain).await?;
         let evm = eip3009::to_wire(&auth, &signature);
-        let payment = PaymentPayload::build(&offer.required, &c.requirement, evm).to_json();
         auths.push(PreSignedAuth {
             id: Some(auth.nonce.to_string()),
-            payment: payment.as_object().cloned(),
+            payment: Some(stored_payment(evm)),
             ..PreSignedAuth::default()
         });
         progress(i + 1);
     }
     Ok(auths)
+}
+
+/// The stored form of one authorization: an x402 v2 payment payload without `accepted` and
+/// `resource`. Both sidecars (this one and the obol-stack `x402-buyer`) answer each 402 with the
+/// requirement it asks for and take only `payload` from here; leaving out the echo of the
+/// requirement (~370 bytes an auth) keeps a pool of 2500 under the API server's 1.5 MiB object
+/// limit.
+fn stored_payment(evm: ExactEvmPayload) -> serde_json::Map<String, serde_json::Value> {
+    let mut payment = serde_json::Map::new();
+    payment.insert("x402Version".into(), 2.into());
+    payment.insert(
+        "payload".into(),
+        serde_json::to_value(evm).unwrap_or(serde_json::Value::Null),
+    );
+    payment
 }
 
 /// The sidecar's reading of a PurchaseRequest auth (the same parser it loads them with).
@@ -881,7 +898,6 @@ mod tests {
         for a in &auths {
             let payment = a.payment.as_ref().unwrap();
             assert_eq!(payment["x402Version"], 2);
-            assert_eq!(payment["accepted"]["amount"], "10000");
             let sidecar = as_sidecar_auth(a).unwrap();
             assert_eq!(sidecar.consume_key(), a.id);
             let evm = sidecar.evm_payload().unwrap();
@@ -979,6 +995,38 @@ mod tests {
                 message: "no usable authorization".into()
             }
         );
+    }
+
+    /// etcd's default request limit (`--max-request-bytes`), which bounds an object.
+    const ETCD_MAX_REQUEST_BYTES: usize = 1_572_864;
+
+    #[tokio::test]
+    async fn a_pool_of_2500_fits_in_one_object() {
+        let o = offer(10_000);
+        let signed = presign(&wallet(), &o, 10, unix_now() + 30 * 86_400, &|_| {})
+            .await
+            .unwrap();
+        let pool: Vec<_> = signed.iter().cycle().take(2500).cloned().collect();
+        let endpoint = "https://seller.example/services/qwen/v1/chat/completions";
+        let refill = Caps {
+            auto_refill: true,
+            max_total: Some(10_000),
+            max_spend_per_day: Some("1000".into()),
+            ..Caps::default()
+        }
+        .to_auto_refill(&o, 2500)
+        .unwrap();
+        let pr = purchase_request(
+            "qwen",
+            "llm",
+            endpoint,
+            "qwen3:8b",
+            o.payment(),
+            pool,
+            Some(refill),
+        );
+        let bytes = serde_json::to_vec(&pr).unwrap().len();
+        assert!(bytes < ETCD_MAX_REQUEST_BYTES - 100_000, "{bytes} bytes");
     }
 
     #[test]
