@@ -516,3 +516,178 @@ fn no_wait_applies_the_pool_list_shows_it_and_a_top_up_keeps_the_old_auths() {
     assert!(stderr.contains("--source kube"), "{stderr}");
     assert!(env.purchase_request("lonely").is_some());
 }
+
+/// `obol serve buyer --source kube` on the fake cluster, without a wallet of its own: it can
+/// only spend the pools `buy request` signed.
+fn sidecar(env: &Env) -> support::buyer::Sidecar {
+    for d in ["config", "auths"] {
+        std::fs::create_dir_all(env.path().join(d)).unwrap();
+    }
+    let (guard, port) = support::ChildGuard::spawn_on_free_port(
+        "sidecar",
+        std::time::Duration::from_secs(60),
+        |port| {
+            let mut cmd = env.obol();
+            cmd.env_remove("OBOL_PRIVATE_KEY")
+                .env("RUST_LOG", "info")
+                .args(["serve", "buyer", "--listen", &format!("127.0.0.1:{port}")])
+                .args(["--source", "kube", "-n", NS])
+                .arg("--kubeconfig")
+                .arg(env.kube.kubeconfig_path())
+                .arg("--config-dir")
+                .arg(env.path().join("config"))
+                .arg("--auths-dir")
+                .arg(env.path().join("auths"))
+                .arg("--state")
+                .arg(env.path().join("state/buyer-state.json"))
+                .args(["--reload-interval", "1s"]);
+            cmd
+        },
+        |port| support::http_probe(&format!("http://127.0.0.1:{port}/readyz")),
+    );
+    support::buyer::Sidecar { guard, port }
+}
+
+#[test]
+fn a_requested_pool_is_loaded_by_the_sidecar_reported_ready_and_paid_on_chain() {
+    let env = Env::start();
+    let sidecar = sidecar(&env);
+    let logs = || {
+        format!(
+            "--- sidecar ---\n{}\n--- paid llm ---\n{}",
+            sidecar.guard.log_contents(),
+            env.llm.log()
+        )
+    };
+
+    // buy request → PurchaseRequest → the sidecar loads it → status written back → Ready.
+    let out = env
+        .request("qwen", "3", &[CAPS, &["--wait-timeout", "60s"]].concat())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}\n{}", logs());
+    assert!(
+        stdout.starts_with("PurchaseRequest llm/qwen is Ready: use model paid/qwen3:32b"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pool      3 remaining, 0 spent (signed 3 new, kept 0;"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("caps      at most 10 payments in total, at most 0.05 USDC per UTC day"),
+        "{stdout}"
+    );
+    assert!(!has_signature(&stdout) && !has_signature(&stderr));
+    let pr = env.purchase_request("qwen").unwrap();
+    assert_eq!(
+        pr["status"]["observedGeneration"],
+        pr["metadata"]["generation"]
+    );
+
+    // A chat completion through the sidecar as paid/<model> is paid on chain.
+    let before = support::buyer::balances(&env.rail.token);
+    let answer = sidecar.chat("paid/qwen3:32b");
+    assert_eq!(answer.status, 200, "{}\n{}", answer.body, logs());
+    assert_eq!(
+        answer.json()["model"],
+        MODEL,
+        "the seller got the bare model"
+    );
+    let after = support::buyer::balances(&env.rail.token);
+    assert_eq!(support::buyer::payments_between(PRICE, before, after), 1);
+    let tx = answer.receipt().expect("a settlement receipt")["transaction"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let receipt = env
+        .rail
+        .anvil
+        .rpc("eth_getTransactionReceipt", serde_json::json!([tx]));
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+
+    // buy list shows remaining N-1, spent 1, once the sidecar wrote it back.
+    support::wait_until(std::time::Duration::from_secs(10), || {
+        let pr = env.purchase_request("qwen").unwrap();
+        if pr["status"]["spent"] == 1 {
+            Ok(())
+        } else {
+            Err(pr["status"].to_string())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    let out = env.list(&["-o", "json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &list[0];
+    assert_eq!(
+        (p["remaining"].as_i64(), p["spent"].as_i64()),
+        (Some(2), Some(1)),
+        "{p}"
+    );
+    assert_eq!(p["totalSpent"], "0.01");
+    assert_eq!(p["totalSpentAtomic"], "10000");
+    assert_eq!(p["ready"], true);
+    assert_eq!(p["upToDate"], true);
+    let out = env.list(&[]);
+    insta::with_settings!({filters => vec![(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]")]}, {
+        insta::assert_snapshot!("buy_list_table_ready", text(&out.stdout));
+    });
+
+    // A top-up while the sidecar runs: the spent auth is kept in the spec but not counted
+    // again; 2 unspent + 2 new remain.
+    let (stdout, _) = ok(&mut env.request("qwen", "2", &["--wait-timeout", "60s"]));
+    assert!(
+        stdout.contains("pool      4 remaining, 1 spent (signed 2 new, kept 3;"),
+        "{stdout}\n{}",
+        logs()
+    );
+    assert_eq!(env.purchase_request("qwen").unwrap()["spec"]["count"], 5);
+    let answer = sidecar.chat("paid/qwen3:32b");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let end = support::buyer::balances(&env.rail.token);
+    assert_eq!(support::buyer::payments_between(PRICE, before, end), 2);
+}
+
+#[test]
+fn a_pool_the_sidecar_cannot_serve_fails_the_wait_with_its_reason() {
+    let env = Env::start();
+    let sidecar = sidecar(&env);
+
+    // One payment a day: after it, the sidecar reports the day's budget spent.
+    let (stdout, _) = ok(&mut env.request(
+        "daily",
+        "3",
+        &["--max-spend-per-day", "0.01", "--wait-timeout", "60s"],
+    ));
+    assert!(stdout.contains("is Ready"), "{stdout}");
+    let answer = sidecar.chat("paid/qwen3:32b");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // A top-up is applied, but the sidecar says why it cannot use it today: exit 1 with the
+    // condition's reason and message, and the hint.
+    let stderr = fails(&mut env.request("daily", "1", &["--wait-timeout", "60s"]));
+    assert!(
+        stderr.contains(
+            "the buyer sidecar reports PurchaseRequest llm/daily not Ready: BudgetExhausted: "
+        ),
+        "{stderr}\n{}",
+        sidecar.guard.log_contents()
+    );
+    assert!(stderr.contains("hint: raise the caps on a top-up"), "{stderr}");
+    let pr = env.purchase_request("daily").unwrap();
+    assert_eq!(pr["spec"]["count"], 4, "the top-up itself was applied");
+    assert_eq!(pr["spec"]["autoRefill"]["maxSpendPerDay"], "10000");
+
+    // buy list shows the reason.
+    let out = env.list(&["-o", "json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["ready"], false);
+    assert_eq!(list[0]["reason"], "BudgetExhausted");
+    let out = env.list(&[]);
+    assert!(
+        text(&out.stdout).contains("False (BudgetExhausted)"),
+        "{}",
+        text(&out.stdout)
+    );
+}

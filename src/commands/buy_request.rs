@@ -367,6 +367,19 @@ async fn check(
 }
 
 fn not_ready(ns: &str, name: &str, reason: &str, message: &str) -> anyhow::Error {
+    use crate::buyer::sidecar::kube_source::reason as r;
+    let what = match reason {
+        r::BUDGET_EXHAUSTED => format!(
+            "raise the caps on a top-up (`obol buy request {name} ... --max-total X \
+             --max-spend-per-day USDC` replaces them), or wait for the next UTC day"
+        ),
+        r::PRICING_MISMATCH => format!(
+            "the seller's terms changed: buy a new pool with `obol buy request {name} ... --replace`"
+        ),
+        r::NO_AUTHS | r::EXHAUSTED => format!("top the pool up with `obol buy request {name} ...`"),
+        r::PROBE_FAILED => "check that the sidecar can reach the seller's endpoint".to_owned(),
+        _ => format!("fix the cause and run `obol buy request {name}` again"),
+    };
     let reason = if reason.is_empty() {
         "no reason"
     } else {
@@ -377,9 +390,8 @@ fn not_ready(ns: &str, name: &str, reason: &str, message: &str) -> anyhow::Error
             "the buyer sidecar reports PurchaseRequest {ns}/{name} not Ready: {reason}: {message}"
         ),
         format!(
-            "fix the cause and run `obol buy request {name}` again (its authorizations are kept); \
-             `obol buy list -n {ns}` shows the pool; is the sidecar running with \
-             `obol serve buyer --source kube` in namespace {ns}?"
+            "{what}; the PurchaseRequest is applied and its authorizations are kept \
+             (`obol buy list -n {ns}` shows it)"
         ),
     )
 }
