@@ -198,10 +198,10 @@ fn pay_request(args: &BuyPayArgs) -> anyhow::Result<PayRequest> {
 }
 
 /// A spinner on stderr when it is a terminal and the output is for humans; silent otherwise.
-pub(super) struct Spinner(Option<indicatif::ProgressBar>);
+struct Spinner(Option<indicatif::ProgressBar>);
 
 impl Spinner {
-    pub(super) fn new(human: bool) -> Self {
+    fn new(human: bool) -> Self {
         if !human || !std::io::stderr().is_terminal() {
             return Spinner(None);
         }
@@ -210,17 +210,17 @@ impl Spinner {
         Spinner(Some(bar))
     }
 
-    pub(super) fn say(&self, msg: String) {
+    fn say(&self, msg: String) {
         if let Some(bar) = &self.0 {
             bar.set_message(msg);
         }
     }
 
-    pub(super) fn active(&self) -> bool {
+    fn active(&self) -> bool {
         self.0.is_some()
     }
 
-    pub(super) fn finish(&self) {
+    fn finish(&self) {
         if let Some(bar) = &self.0 {
             bar.finish_and_clear();
         }

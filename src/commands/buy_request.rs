@@ -2,11 +2,11 @@
 //! authorizations, apply the PurchaseRequest and wait until the sidecar reports it Ready.
 //! Every check runs before anything is signed; nothing prints a signature.
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::buy::Spinner;
 use super::{Hinted, WithHint, wallet::open_wallet};
 use crate::buyer::SpendingPolicy;
 use crate::buyer::purchase::{self, Caps, Offer, PoolView, PurchaseError, Readiness, unix_now};
@@ -28,33 +28,67 @@ fn kube_error(e: K8sError) -> anyhow::Error {
     Hinted::error(e.to_string(), e.hint())
 }
 
-/// Progress on stderr: a spinner/bar on a terminal, plain lines otherwise.
-struct Progress {
-    spinner: Spinner,
-}
+/// Progress on stderr: on a terminal one line that is a spinner for the steps and a bar while
+/// signing; plain lines otherwise.
+struct Progress(Option<indicatif::ProgressBar>);
 
 impl Progress {
     fn new() -> Progress {
-        Progress {
-            spinner: Spinner::new(true),
+        if !std::io::stderr().is_terminal() {
+            return Progress(None);
         }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Progress(Some(bar))
     }
 
     fn tty(&self) -> bool {
-        self.spinner.active()
+        self.0.is_some()
     }
 
     /// A step: the spinner's message, or a line.
     fn step(&self, msg: String) {
-        if self.tty() {
-            self.spinner.say(msg);
-        } else {
-            eprintln!("{msg}");
+        match &self.0 {
+            Some(bar) => bar.set_message(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    /// Turns the line into a bar of `count` signatures (when there are enough to watch).
+    fn start_signing(&self, count: u64) {
+        self.step(format!("signing {}", authorizations(count)));
+        if let Some(bar) = &self.0
+            && count >= 50
+            && let Ok(style) = indicatif::ProgressStyle::with_template(
+                "signing {bar:30} {pos}/{len} authorizations ({per_sec})",
+            )
+        {
+            bar.set_style(style);
+            bar.set_length(count);
+            bar.set_position(0);
+        }
+    }
+
+    /// `n` signed so far.
+    fn signed(&self, n: u64) {
+        if let Some(bar) = &self.0
+            && (n.is_multiple_of(16) || Some(n) == bar.length())
+        {
+            bar.set_position(n);
+        }
+    }
+
+    /// Back to a spinner.
+    fn end_signing(&self) {
+        if let Some(bar) = &self.0 {
+            bar.set_style(indicatif::ProgressStyle::default_spinner());
         }
     }
 
     fn done(&self) {
-        self.spinner.finish();
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -166,9 +200,12 @@ pub(super) async fn run(args: BuyRequestArgs) -> anyhow::Result<()> {
 
     // Sign.
     let started = Instant::now();
-    let bar = SignBar::new(&progress, args.count);
-    let new = purchase::presign(&wallet, &offer, args.count, valid_before, &|n| bar.set(n)).await;
-    bar.finish();
+    progress.start_signing(args.count);
+    let new = purchase::presign(&wallet, &offer, args.count, valid_before, &|n| {
+        progress.signed(n)
+    })
+    .await;
+    progress.end_signing();
     let new = new.map_err(|e| {
         progress.done();
         purchase_error(e)
@@ -394,43 +431,6 @@ fn not_ready(ns: &str, name: &str, reason: &str, message: &str) -> anyhow::Error
              (`obol buy list -n {ns}` shows it)"
         ),
     )
-}
-
-/// A progress bar for signing on a terminal (when there is enough to sign to see it).
-struct SignBar(Option<indicatif::ProgressBar>);
-
-impl SignBar {
-    fn new(progress: &Progress, count: u64) -> SignBar {
-        if !progress.tty() {
-            eprintln!("signing {}", authorizations(count));
-            return SignBar(None);
-        }
-        progress.step(format!("signing {}", authorizations(count)));
-        if count < 50 {
-            return SignBar(None);
-        }
-        let bar = indicatif::ProgressBar::new(count);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "signing {bar:30} {pos}/{len} authorizations ({per_sec})",
-        ) {
-            bar.set_style(style);
-        }
-        SignBar(Some(bar))
-    }
-
-    fn set(&self, n: u64) {
-        if let Some(bar) = &self.0
-            && (n.is_multiple_of(16) || Some(n) == bar.length())
-        {
-            bar.set_position(n);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 /// What this run did, printed with the pool.
