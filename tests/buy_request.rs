@@ -85,14 +85,21 @@ impl Env {
 
     /// `obol buy request NAME` against the seller and the fake cluster, plus `extra`.
     fn request(&self, name: &str, count: &str, extra: &[&str]) -> Command {
-        self.request_to(&self.llm.url(), name, count, extra)
+        self.request_to(&self.llm.url(), MODEL, name, count, extra)
     }
 
-    /// [`Env::request`] with another `--endpoint`.
-    fn request_to(&self, endpoint: &str, name: &str, count: &str, extra: &[&str]) -> Command {
+    /// [`Env::request`] with another `--endpoint` and `--model`.
+    fn request_to(
+        &self,
+        endpoint: &str,
+        model: &str,
+        name: &str,
+        count: &str,
+        extra: &[&str],
+    ) -> Command {
         let mut cmd = self.obol();
         cmd.args(["buy", "request", name, "--endpoint", endpoint])
-            .args(["--model", MODEL, "--count", count, "-n", NS])
+            .args(["--model", model, "--count", count, "-n", NS])
             .arg("--kubeconfig")
             .arg(self.kube.kubeconfig_path())
             .args(extra);
@@ -254,7 +261,7 @@ fn every_check_fails_before_signing_and_nothing_is_created() {
         ),
         (
             "seller not 402",
-            env.request_to(&not_gated, "a", "5", &["--no-wait"]),
+            env.request_to(&not_gated, MODEL, "a", "5", &["--no-wait"]),
             vec!["answered HTTP 200 without asking for payment", "--endpoint"],
         ),
         (
@@ -466,6 +473,15 @@ fn no_wait_applies_the_pool_list_shows_it_and_a_top_up_keeps_the_old_auths() {
     assert_eq!(p["remaining"], Value::Null);
     assert_eq!(p["ready"], Value::Null);
 
+    // A second pool for the same model under another name is refused: the sidecar would
+    // never spend it.
+    let stderr = fails(&mut env.request("qwen-2", "5", &["--no-wait"]));
+    assert!(
+        stderr.contains("PurchaseRequest llm/qwen already buys model qwen3:32b"),
+        "{stderr}"
+    );
+    assert!(env.purchase_request("qwen-2").is_none());
+
     // Top-up: the 5 old auths stay, 3 new ones follow; the caps are kept.
     let (stdout, _) = ok(&mut env.request("qwen", "3", &["--no-wait", "-o", "json"]));
     let out: Value = serde_json::from_str(&stdout).unwrap();
@@ -508,7 +524,9 @@ fn no_wait_applies_the_pool_list_shows_it_and_a_top_up_keeps_the_old_auths() {
     env.llm.set_price(PRICE);
 
     // Waiting without a sidecar: applied, then a timeout naming what to check.
-    let stderr = fails(&mut env.request("lonely", "1", &["--wait-timeout", "1s"]));
+    let url = env.llm.url();
+    let stderr =
+        fails(&mut env.request_to(&url, "llama3", "lonely", "1", &["--wait-timeout", "1s"]));
     assert!(
         stderr.contains("did not report PurchaseRequest llm/lonely Ready within 1s"),
         "{stderr}"
@@ -674,7 +692,10 @@ fn a_pool_the_sidecar_cannot_serve_fails_the_wait_with_its_reason() {
         "{stderr}\n{}",
         sidecar.guard.log_contents()
     );
-    assert!(stderr.contains("hint: raise the caps on a top-up"), "{stderr}");
+    assert!(
+        stderr.contains("hint: raise the caps on a top-up"),
+        "{stderr}"
+    );
     let pr = env.purchase_request("daily").unwrap();
     assert_eq!(pr["spec"]["count"], 4, "the top-up itself was applied");
     assert_eq!(pr["spec"]["autoRefill"]["maxSpendPerDay"], "10000");

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{Hinted, WithHint, wallet::open_wallet};
 use crate::buyer::SpendingPolicy;
 use crate::buyer::purchase::{self, Caps, Offer, PoolView, PurchaseError, Readiness, unix_now};
+use crate::buyer::sidecar::upstream::normalize_model;
 use crate::cli::{BuyRequestArgs, OutputFormat};
 use crate::k8s::types::PurchaseRequest;
 use crate::k8s::{K8sError, KubeClient, apply};
@@ -143,14 +144,34 @@ pub(super) async fn run(args: BuyRequestArgs) -> anyhow::Result<()> {
     let api = client.purchase_requests(None);
     let progress = Progress::new();
     progress.step(format!(
-        "reading PurchaseRequest {ns}/{} from {}",
-        args.name,
+        "reading the PurchaseRequests of namespace {ns} from {}",
         client.server()
     ));
-    let existing = api.get_opt(&args.name).await.map_err(|e| {
+    let all = api.list(&Default::default()).await.map_err(|e| {
         progress.done();
-        kube_error(client.error(format!("reading PurchaseRequest {ns}/{}", args.name), e))
+        kube_error(client.error(format!("listing PurchaseRequests in namespace {ns}"), e))
     })?;
+    let mut existing = None;
+    for pr in all.items {
+        let name = pr.metadata.name.clone().unwrap_or_default();
+        if name == args.name {
+            existing = Some(pr);
+        } else if normalize_model(&pr.spec.model) == normalize_model(&args.model) {
+            progress.done();
+            return Err(Hinted::error(
+                format!(
+                    "PurchaseRequest {ns}/{name} already buys model {} (the sidecar serves it as \
+                     paid/{}); a second pool for it would never be spent",
+                    pr.spec.model,
+                    normalize_model(&pr.spec.model)
+                ),
+                format!(
+                    "top that pool up with `obol buy request {name} ...`, or delete it first \
+                     (`kubectl delete purchaserequest {name} -n {ns}`); nothing was signed"
+                ),
+            ));
+        }
+    }
 
     progress.step(format!("asking {endpoint} for its price"));
     let checked = check(
