@@ -69,17 +69,8 @@ impl Env {
 
     /// `obol` with a private home, the rail's networks file, the payer's key, no keyring.
     fn obol(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_obol"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path())
-            .env("XDG_CONFIG_HOME", self.path().join("config"))
-            .env("XDG_STATE_HOME", self.path().join("state"))
-            .env("XDG_DATA_HOME", self.path().join("data"))
-            .env("OBOL_NETWORKS", &self.networks)
-            .env("OBOL_KEYRING", "off")
-            .env("OBOL_PRIVATE_KEY", PAYER_KEY)
-            .stdin(Stdio::null());
+        let mut cmd = support::buyer::obol(self.path(), &self.networks);
+        cmd.env("OBOL_PRIVATE_KEY", PAYER_KEY).stdin(Stdio::null());
         cmd
     }
 
@@ -547,7 +538,6 @@ fn sidecar(env: &Env) -> support::buyer::Sidecar {
         |port| {
             let mut cmd = env.obol();
             cmd.env_remove("OBOL_PRIVATE_KEY")
-                .env("RUST_LOG", "info")
                 .args(["serve", "buyer", "--listen", &format!("127.0.0.1:{port}")])
                 .args(["--source", "kube", "-n", NS])
                 .arg("--kubeconfig")
