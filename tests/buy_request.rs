@@ -316,7 +316,7 @@ fn every_check_fails_before_signing_and_nothing_is_created() {
 }
 
 #[test]
-fn an_unreachable_cluster_is_named_and_nothing_is_signed() {
+fn an_unreachable_or_unprepared_cluster_is_named_and_nothing_is_signed() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -368,6 +368,27 @@ fn an_unreachable_cluster_is_named_and_nothing_is_signed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot reach the Kubernetes API server"));
+
+    // A cluster without obol's CRDs: told to install them.
+    let kube = FakeKube::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_obol"))
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("OBOL_KEYRING", "off")
+        .env("OBOL_PRIVATE_KEY", PAYER_KEY)
+        .args(["buy", "request", "qwen", "--endpoint", "http://127.0.0.1:9"])
+        .args(["--model", MODEL, "--count", "5", "-n", NS])
+        .arg("--kubeconfig")
+        .arg(kube.kubeconfig_path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("listing PurchaseRequests in namespace llm"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("obol manifests"), "{stderr}");
 }
 
 #[test]
