@@ -22,7 +22,7 @@
 //! Until the first complete list the source cannot be read ([`SourceError`]); the sidecar then
 //! serves its other sources and is not ready. The watch retries with backoff meanwhile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -149,6 +149,9 @@ struct Inner {
     prs: BTreeMap<String, Pr>,
     /// Seller probes, by PurchaseRequest name.
     probes: HashMap<String, Probe>,
+    /// Each PurchaseRequest read as an upstream, for the version (uid, generation) read.
+    #[allow(clippy::type_complexity)]
+    parsed: HashMap<String, (Generation, Result<UpstreamSpec, (&'static str, String)>)>,
     /// What the last load made of each PurchaseRequest, with the (uid, generation) it saw.
     verdicts: HashMap<String, (Generation, Verdict)>,
     /// Status patches sent: (resourceVersion patched, status sent), by name.
@@ -482,8 +485,9 @@ impl Shared {
         let mut snapshot = SourceSnapshot::default();
         let mut verdicts = HashMap::new();
         let mut to_probe = Vec::new();
-        let prs: Vec<Pr> = inner.prs.values().cloned().collect();
-        for pr in &prs {
+        // Taken out while classifying (which updates the rest of `inner`), put back after.
+        let prs = std::mem::take(&mut inner.prs);
+        for pr in prs.values() {
             let verdict = match self.classify(pr, &mut inner, now, &mut to_probe) {
                 Ok((spec, verdict)) => {
                     if matches!(verdict, Verdict::Loaded { .. } | Verdict::Probing) {
@@ -503,8 +507,10 @@ impl Shared {
             verdicts.insert(pr.name.clone(), ((pr.uid.clone(), pr.generation), verdict));
         }
         inner.verdicts = verdicts;
-        let names: Vec<String> = inner.prs.keys().cloned().collect();
+        inner.prs = prs;
+        let names: HashSet<String> = inner.prs.keys().cloned().collect();
         inner.probes.retain(|name, _| names.contains(name));
+        inner.parsed.retain(|name, _| names.contains(name));
         drop(inner);
         for (name, key, endpoint, model, spec) in to_probe {
             let shared = Arc::clone(self);
@@ -561,32 +567,20 @@ impl Shared {
         now: u64,
         to_probe: &mut Vec<(String, String, String, String, UpstreamSpec)>,
     ) -> Result<(UpstreamSpec, Verdict), (&'static str, String)> {
-        let invalid = |m: String| (reason::INVALID_SPEC, m);
-        let spec = pr.spec.as_ref().map_err(|e| invalid(e.clone()))?;
-        if spec.endpoint.trim().is_empty() {
-            return Err(invalid("`spec.endpoint` is empty".into()));
-        }
-        let up =
-            upstream_spec(&self.cfg.namespace, &pr.name, spec, &pr.raw_auths).map_err(invalid)?;
-        let resolved = upstream::resolve(&up, &self.cfg.registry, &self.cfg.max_amount, now)
-            .map_err(invalid)?;
-        if resolved.auths.is_empty() {
-            let why = if spec.pre_signed_auths.is_empty() {
-                "`spec.preSignedAuths` is empty".to_owned()
-            } else {
-                format!(
-                    "none of the {} authorizations of `spec.preSignedAuths` is usable ({})",
-                    spec.pre_signed_auths.len(),
-                    resolved
-                        .unusable_auths
-                        .iter()
-                        .map(|(r, n)| format!("{n} {r}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            return Err((reason::NO_AUTHS, why));
-        }
+        // Parsing and resolving thousands of auths is done once per version of the object.
+        let seen = (pr.uid.clone(), pr.generation);
+        let up = match inner.parsed.get(&pr.name) {
+            Some((g, parsed)) if *g == seen => parsed.clone(),
+            _ => {
+                let parsed = self.parse(pr, now);
+                inner.parsed.insert(pr.name.clone(), (seen, parsed.clone()));
+                parsed
+            }
+        }?;
+        let spec = pr
+            .spec
+            .as_ref()
+            .map_err(|e| (reason::INVALID_SPEC, e.clone()))?;
         let key = probe_key(spec);
         let stale = match inner.probes.get(&pr.name) {
             None => true,
@@ -628,6 +622,38 @@ impl Shared {
             ProbeState::Mismatch(why) => return Err((reason::PRICING_MISMATCH, why)),
         };
         Ok((up, verdict))
+    }
+
+    /// The upstream `pr` describes, checked as the sidecar will load it, with at least one
+    /// usable authorization.
+    fn parse(&self, pr: &Pr, now: u64) -> Result<UpstreamSpec, (&'static str, String)> {
+        let invalid = |m: String| (reason::INVALID_SPEC, m);
+        let spec = pr.spec.as_ref().map_err(|e| invalid(e.clone()))?;
+        if spec.endpoint.trim().is_empty() {
+            return Err(invalid("`spec.endpoint` is empty".into()));
+        }
+        let up =
+            upstream_spec(&self.cfg.namespace, &pr.name, spec, &pr.raw_auths).map_err(invalid)?;
+        let resolved = upstream::resolve(&up, &self.cfg.registry, &self.cfg.max_amount, now)
+            .map_err(invalid)?;
+        if resolved.auths.is_empty() {
+            let why = if spec.pre_signed_auths.is_empty() {
+                "`spec.preSignedAuths` is empty".to_owned()
+            } else {
+                format!(
+                    "none of the {} authorizations of `spec.preSignedAuths` is usable ({})",
+                    spec.pre_signed_auths.len(),
+                    resolved
+                        .unusable_auths
+                        .iter()
+                        .map(|(r, n)| format!("{n} {r}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            return Err((reason::NO_AUTHS, why));
+        }
+        Ok(up)
     }
 }
 
@@ -697,7 +723,7 @@ impl Shared {
             if !inner.listed {
                 return;
             }
-            let live: Vec<String> = inner.prs.keys().cloned().collect();
+            let live: HashSet<String> = inner.prs.keys().cloned().collect();
             inner.written.retain(|k, _| live.contains(k));
             inner.write_errors.retain(|k, _| live.contains(k));
             inner.refilled_at.retain(|k, _| live.contains(k));
