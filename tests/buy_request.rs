@@ -535,8 +535,33 @@ fn no_wait_applies_the_pool_list_shows_it_and_a_top_up_keeps_the_old_auths() {
     );
     env.llm.set_price(PRICE);
 
-    // Waiting without a sidecar: applied, then a timeout naming what to check.
+    // The stack's remote-signer signs a pool too (its own EIP-712 implementation: cast).
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/remote_signer.py");
+    let (signer, signer_port) = support::ChildGuard::spawn_on_free_port(
+        "remote-signer",
+        support::READY_TIMEOUT,
+        |port| {
+            let mut cmd = Command::new("python3");
+            cmd.arg(&script)
+                .arg(port.to_string())
+                .arg(PAYER_KEY)
+                .arg(support::rail_bin("cast"));
+            cmd
+        },
+        |port| support::http_probe(&format!("http://127.0.0.1:{port}/api/v1/keys")),
+    );
+    let signer_url = format!("http://127.0.0.1:{signer_port}");
     let url = env.llm.url();
+    let mut cmd = env.request_to(&url, "mistral", "remote", "6", &["--no-wait"]);
+    cmd.env_remove("OBOL_PRIVATE_KEY")
+        .args(["--signer-url", &signer_url]);
+    ok(&mut cmd);
+    let remote = env.recovered(&env.purchase_request("remote").unwrap());
+    assert_eq!(remote.len(), 6);
+    assert!(remote.iter().all(|(s, _)| *s == PAYER_ADDRESS));
+    assert_eq!(signer.log_contents().matches("typed-data").count(), 6);
+
+    // Waiting without a sidecar: applied, then a timeout naming what to check.
     let stderr =
         fails(&mut env.request_to(&url, "llama3", "lonely", "1", &["--wait-timeout", "1s"]));
     assert!(

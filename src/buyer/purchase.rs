@@ -19,6 +19,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, U256};
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use super::pay::{self, PayError, PayRequest, Probe};
@@ -44,6 +45,8 @@ pub const DEFAULT_AUTH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const MIN_AUTH_TTL: Duration = Duration::from_secs(600);
 /// Time limit of the probe (the obol-stack controller's).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How many signatures are asked of a remote signer at once.
+pub const REMOTE_SIGNING_CONCURRENCY: usize = 8;
 /// The transfer method obol signs (`assetTransferMethod`).
 pub const TRANSFER_METHOD: &str = "eip3009";
 
@@ -478,8 +481,8 @@ pub async fn presign(
         c.asset.address,
     );
     let from = wallet.address();
-    let mut auths = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    for i in 0..count {
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let sign_one = |_| async {
         let auth = TransferWithAuthorization {
             from,
             to: c.pay_to,
@@ -489,14 +492,19 @@ pub async fn presign(
             nonce: eip3009::random_nonce(),
         };
         let signature = wallet.sign_transfer(&auth, &domain).await?;
-        let evm = eip3009::to_wire(&auth, &signature);
-        auths.push(PreSignedAuth {
+        progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        Ok::<_, PurchaseError>(PreSignedAuth {
             id: Some(auth.nonce.to_string()),
-            payment: Some(stored_payment(evm)),
+            payment: Some(stored_payment(eip3009::to_wire(&auth, &signature))),
             ..PreSignedAuth::default()
-        });
-        progress(i + 1);
-    }
+        })
+    };
+    // A remote signer is asked several at a time; a local key signs in turn either way.
+    let auths: Vec<PreSignedAuth> = futures_util::stream::iter(0..count)
+        .map(sign_one)
+        .buffered(REMOTE_SIGNING_CONCURRENCY)
+        .try_collect()
+        .await?;
     Ok(auths)
 }
 
