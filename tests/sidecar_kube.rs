@@ -590,3 +590,50 @@ fn an_unreachable_cluster_is_a_clear_error_and_files_upstreams_are_still_served(
     assert_eq!(a.status, 200, "{}\n{}", a.body, env.logs(&sidecar));
     assert_eq!(a.json()["model"], "free-model");
 }
+
+#[test]
+fn a_missing_crd_is_reported_with_a_hint_and_the_sidecar_recovers_once_it_is_installed() {
+    let env = Env::start();
+    // A cluster without obol's CRDs.
+    let bare = FakeKube::start();
+    let sidecar = env.sidecar_with("kube", bare.kubeconfig_path(), None, "/healthz");
+    support::wait_until(Duration::from_secs(10), || {
+        let log = sidecar.guard.log_contents();
+        if log.contains("cannot list PurchaseRequests") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    })
+    .unwrap();
+    let log = sidecar.guard.log_contents();
+    let line = log
+        .lines()
+        .find(|l| l.contains("cannot list PurchaseRequests"))
+        .unwrap();
+    assert!(line.contains("404"), "{line}");
+    assert!(line.contains("obol manifests"), "the hint: {line}");
+    assert_eq!(sidecar.get("/readyz").0, 503);
+
+    // Installed: the retrying watch lists, the sidecar becomes ready and serves the PR.
+    let crds: Vec<String> = obol::k8s::crd::all()
+        .iter()
+        .map(|c| serde_yaml_ng::to_string(c).unwrap())
+        .collect();
+    bare.apply(&crds.join("---\n"));
+    let pool = env.presign(1);
+    bare.apply(
+        &env.purchase_request("late", "l", &auths(&pool), json!({}))
+            .to_string(),
+    );
+    support::wait_until(Duration::from_secs(60), || {
+        let (code, body) = sidecar.get("/readyz");
+        if code == 200 { Ok(()) } else { Err(body) }
+    })
+    .unwrap();
+    sidecar.wait_status(Duration::from_secs(10), |s| s["late"]["remaining"] == 1);
+    let before = env.balances();
+    let a = sidecar.chat("paid/l");
+    assert_eq!(a.status, 200, "{}\n{}", a.body, env.logs(&sidecar));
+    assert_eq!(env.payments_between(before, env.balances()), 1);
+}
