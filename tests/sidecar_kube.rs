@@ -8,14 +8,13 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{B256, U256};
 use serde_json::{Value, json};
-use support::buyer::{self, Sidecar, auths, metric};
+use support::buyer::{self, PaidCluster, Sidecar, auths, metric, obol_crds};
 use support::fake_kube::FakeKube;
-use support::{ChildGuard, PAYER_ADDRESS, PAYER_KEY, PaidLlm, Rail, SELLER_ADDRESS};
+use support::{ChildGuard, PAYER_ADDRESS, PAYER_KEY, Rail, SELLER_ADDRESS};
 
 /// 0.01 USDC.
 const PRICE: u64 = 10_000;
@@ -24,34 +23,21 @@ const NS: &str = "llm";
 const FOLLOW: Duration = Duration::from_secs(2);
 
 struct Env {
-    rail: Rail,
-    llm: PaidLlm,
-    kube: FakeKube,
-    dir: tempfile::TempDir,
-    networks: PathBuf,
+    base: PaidCluster,
+}
+
+impl std::ops::Deref for Env {
+    type Target = PaidCluster;
+
+    fn deref(&self) -> &PaidCluster {
+        &self.base
+    }
 }
 
 impl Env {
     fn start() -> Env {
-        let rail = Rail::start();
-        let llm = PaidLlm::start(&rail.facilitator, &rail.token, SELLER_ADDRESS, PRICE);
-        let dir = tempfile::tempdir().unwrap();
-        let networks = rail.write_networks_file(dir.path());
-        let kube = FakeKube::start();
-        let crds: Vec<String> = obol::k8s::crd::all()
-            .iter()
-            .map(|c| serde_yaml_ng::to_string(c).unwrap())
-            .collect();
-        kube.apply(&crds.join("---\n"));
-        kube.apply(&format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"
-        ));
         Env {
-            rail,
-            llm,
-            kube,
-            dir,
-            networks,
+            base: PaidCluster::start(PRICE, NS),
         }
     }
 
@@ -136,10 +122,6 @@ impl Env {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn obol(&self) -> Command {
-        buyer::obol(self.dir.path(), &self.networks)
-    }
-
     /// `obol serve buyer --source <source>` on the fake cluster (or `kubeconfig`), ready when
     /// `ready_path` answers 200.
     fn sidecar_with(
@@ -188,6 +170,27 @@ impl Env {
             self.llm.log(),
         )
     }
+}
+
+/// The sidecar's error line about the PurchaseRequest list (waits for it).
+fn list_error(sidecar: &Sidecar) -> String {
+    const NEEDLE: &str = "cannot list PurchaseRequests";
+    support::wait_until(Duration::from_secs(10), || {
+        let log = sidecar.guard.log_contents();
+        if log.contains(NEEDLE) {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    })
+    .unwrap();
+    let log = sidecar.guard.log_contents();
+    assert_eq!(
+        log.matches(NEEDLE).count(),
+        1,
+        "logged once, not on every retry:\n{log}"
+    );
+    log.lines().find(|l| l.contains(NEEDLE)).unwrap().to_owned()
 }
 
 fn merge(dst: &mut Value, extra: &Value) {
@@ -563,27 +566,9 @@ fn an_unreachable_cluster_is_a_clear_error_and_files_upstreams_are_still_served(
     )
     .unwrap();
     let sidecar = env.sidecar_with("both", &kubeconfig, None, "/healthz");
-    support::wait_until(Duration::from_secs(10), || {
-        let log = sidecar.guard.log_contents();
-        if log.contains("cannot list PurchaseRequests") {
-            Ok(())
-        } else {
-            Err(log)
-        }
-    })
-    .unwrap();
-    let log = sidecar.guard.log_contents();
-    let line = log
-        .lines()
-        .find(|l| l.contains("cannot list PurchaseRequests"))
-        .unwrap();
+    let line = list_error(&sidecar);
     assert!(line.contains(&format!("127.0.0.1:{closed}")), "{line}");
     assert!(line.contains("hint:"), "{line}");
-    assert_eq!(
-        log.matches("cannot list PurchaseRequests").count(),
-        1,
-        "logged once, not on every retry:\n{log}"
-    );
     let (code, body) = sidecar.get("/readyz");
     assert_eq!(code, 503, "not ready without the PurchaseRequests: {body}");
     let a = sidecar.chat("paid/free-model");
@@ -597,30 +582,13 @@ fn a_missing_crd_is_reported_with_a_hint_and_the_sidecar_recovers_once_it_is_ins
     // A cluster without obol's CRDs.
     let bare = FakeKube::start();
     let sidecar = env.sidecar_with("kube", bare.kubeconfig_path(), None, "/healthz");
-    support::wait_until(Duration::from_secs(10), || {
-        let log = sidecar.guard.log_contents();
-        if log.contains("cannot list PurchaseRequests") {
-            Ok(())
-        } else {
-            Err(log)
-        }
-    })
-    .unwrap();
-    let log = sidecar.guard.log_contents();
-    let line = log
-        .lines()
-        .find(|l| l.contains("cannot list PurchaseRequests"))
-        .unwrap();
+    let line = list_error(&sidecar);
     assert!(line.contains("404"), "{line}");
     assert!(line.contains("obol manifests"), "the hint: {line}");
     assert_eq!(sidecar.get("/readyz").0, 503);
 
     // Installed: the retrying watch lists, the sidecar becomes ready and serves the PR.
-    let crds: Vec<String> = obol::k8s::crd::all()
-        .iter()
-        .map(|c| serde_yaml_ng::to_string(c).unwrap())
-        .collect();
-    bare.apply(&crds.join("---\n"));
+    bare.apply(&obol_crds());
     let pool = env.presign(1);
     bare.apply(
         &env.purchase_request("late", "l", &auths(&pool), json!({}))

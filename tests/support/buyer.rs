@@ -11,9 +11,57 @@ use obol::x402::eip3009::{self, TransferWithAuthorization};
 use serde_json::{Value, json};
 
 use super::chain::{CHAIN_ID, PAYER_ADDRESS, PAYER_KEY, SELLER_ADDRESS, Token};
+use super::fake_kube::FakeKube;
+use super::paid_llm::PaidLlm;
 use super::payment::{decode_b64_json, unix_now};
 use super::process::{ChildGuard, wait_until};
 use super::x402_rail::Rail;
+
+/// obol's CRDs (generated from the Rust types) as one YAML stream.
+pub fn obol_crds() -> String {
+    obol::k8s::crd::all()
+        .iter()
+        .map(|c| serde_yaml_ng::to_string(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// What a buyer test on a cluster needs: the chain, the paid LLM selling at `price` to the
+/// seller, a fake cluster with obol's CRDs and the namespace, and a private home (with the
+/// rail's networks file) for `obol`.
+pub struct PaidCluster {
+    pub rail: Rail,
+    pub llm: PaidLlm,
+    pub kube: FakeKube,
+    pub dir: tempfile::TempDir,
+    pub networks: std::path::PathBuf,
+}
+
+impl PaidCluster {
+    pub fn start(price: u64, namespace: &str) -> PaidCluster {
+        let rail = Rail::start();
+        let llm = PaidLlm::start(&rail.facilitator, &rail.token, SELLER_ADDRESS, price);
+        let kube = FakeKube::start();
+        kube.apply(&obol_crds());
+        kube.apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let networks = rail.write_networks_file(dir.path());
+        PaidCluster {
+            rail,
+            llm,
+            kube,
+            dir,
+            networks,
+        }
+    }
+
+    /// `obol` with the private home (see [`obol`]).
+    pub fn obol(&self) -> Command {
+        obol(self.dir.path(), &self.networks)
+    }
+}
 
 /// `n` EIP-3009 authorizations of `price` from the payer to the seller on `token`, signed
 /// with obol's library; alternately in the legacy shape and the `{"id", "payment"}` shape.
