@@ -561,6 +561,48 @@ fn no_wait_applies_the_pool_list_shows_it_and_a_top_up_keeps_the_old_auths() {
     assert!(remote.iter().all(|(s, _)| *s == PAYER_ADDRESS));
     assert_eq!(signer.log_contents().matches("typed-data").count(), 6);
 
+    // The PurchaseRequest changes while a top-up signs (here: an annotation; in a cluster the
+    // sidecar's status or a refill): the apply on the stale version is refused, obol reads it
+    // again, merges again and applies; nothing of the other writer is lost.
+    env.kube.clear_requests();
+    let mut cmd = env.request_to(&url, "mistral", "remote", "200", &["--no-wait"]);
+    cmd.env_remove("OBOL_PRIVATE_KEY")
+        .args(["--signer-url", &signer_url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    support::wait_until(std::time::Duration::from_secs(30), || {
+        match signer.log_contents().matches("typed-data").count() {
+            n if n > 6 => Ok(()),
+            n => Err(format!("{n} signatures")),
+        }
+    })
+    .unwrap();
+    env.kube.apply(&format!(
+        "apiVersion: obol.org/v1alpha1\nkind: PurchaseRequest\nmetadata: {{name: remote, namespace: {NS}, annotations: {{note: meanwhile}}}}\n"
+    ));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        signer.log_contents().matches("typed-data").count() == 206,
+        "the race was lost: signing ended before the change"
+    );
+    let pr = env.purchase_request("remote").unwrap();
+    assert_eq!(pr["metadata"]["annotations"]["note"], "meanwhile");
+    assert_eq!(pr["spec"]["count"], 206);
+    assert_eq!(env.recovered(&pr).len(), 206);
+    let applies = env
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/purchaserequests/remote"))
+        .filter(|r| r.param("fieldManager").as_deref() == Some("obol"))
+        .count();
+    assert_eq!(
+        applies, 2,
+        "one refused on the stale version, one merged again"
+    );
+
     // Waiting without a sidecar: applied, then a timeout naming what to check.
     let stderr =
         fails(&mut env.request_to(&url, "llama3", "lonely", "1", &["--wait-timeout", "1s"]));

@@ -18,6 +18,8 @@ use crate::offers::resolve::valid_name;
 use crate::x402::amount;
 use crate::x402::networks::Registry;
 
+/// How often an apply is tried when the PurchaseRequest changes in between.
+const APPLY_ATTEMPTS: u32 = 3;
 /// How often the PurchaseRequest is read while waiting.
 const POLL: Duration = Duration::from_millis(300);
 
@@ -197,11 +199,6 @@ pub(super) async fn run(args: BuyRequestArgs) -> anyhow::Result<()> {
     };
     let now = unix_now();
     let valid_before = now.saturating_add(args.auth_ttl.as_secs());
-    let existing_auths = match (&existing, args.replace) {
-        (Some(pr), false) => pr.spec.pre_signed_auths.clone(),
-        _ => Vec::new(),
-    };
-
     let purchase_request = |pool| {
         purchase::purchase_request(
             &args.name,
@@ -232,22 +229,66 @@ pub(super) async fn run(args: BuyRequestArgs) -> anyhow::Result<()> {
         purchase_error(e)
     })?;
     let signing = started.elapsed();
-    let (pool, kept) = purchase::merge_pool(&existing_auths, new, now);
     if !progress.tty() {
         eprintln!(
-            "signed {} in {} ms (kept {kept} from the existing pool)",
+            "signed {} in {} ms",
             authorizations(args.count),
             signing.as_millis()
         );
     }
 
-    // Apply.
+    // Apply. A top-up applies on the version it read (resourceVersion precondition): when the
+    // sidecar wrote to it meanwhile (status, a refill), it is read again and merged again.
     progress.step(format!("applying PurchaseRequest {ns}/{}", args.name));
-    let pr = purchase_request(pool);
-    let applied = apply::apply(&api, &pr).await.map_err(|e| {
-        progress.done();
-        kube_error(client.error(format!("applying PurchaseRequest {ns}/{}", args.name), e))
-    })?;
+    let mut base = existing.filter(|_| !args.replace);
+    let mut attempt = 0;
+    let (applied, kept) = loop {
+        attempt += 1;
+        let base_auths = base
+            .as_ref()
+            .map(|pr| pr.spec.pre_signed_auths.as_slice())
+            .unwrap_or_default();
+        let (pool, kept) = purchase::merge_pool(base_auths, new.clone(), now);
+        let mut pr = purchase_request(pool);
+        pr.metadata.resource_version = base
+            .as_ref()
+            .and_then(|b| b.metadata.resource_version.clone());
+        match apply::apply(&api, &pr).await {
+            Ok(applied) => break (applied, kept),
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < APPLY_ATTEMPTS => {
+                tracing::debug!(
+                    "PurchaseRequest {ns}/{} changed meanwhile; merging again",
+                    args.name
+                );
+            }
+            Err(e) => {
+                progress.done();
+                return Err(kube_error(
+                    client.error(format!("applying PurchaseRequest {ns}/{}", args.name), e),
+                ));
+            }
+        }
+        base = api.get_opt(&args.name).await.map_err(|e| {
+            progress.done();
+            kube_error(client.error(format!("reading PurchaseRequest {ns}/{}", args.name), e))
+        })?;
+        if let Some(current) = &base {
+            let payment = offer.payment();
+            let recheck = if purchase::same_terms(&current.spec.payment, &payment, &registry) {
+                purchase::kept_count(&current.spec.pre_signed_auths, args.count, now).map(|_| ())
+            } else {
+                Err(PurchaseError::TermsChanged {
+                    name: args.name.clone(),
+                    existing: purchase::describe_terms(&current.spec.payment),
+                    new: purchase::describe_terms(&payment),
+                })
+            };
+            if let Err(e) = recheck {
+                progress.done();
+                return Err(purchase_error(e));
+            }
+        }
+    };
     let generation = applied.metadata.generation.unwrap_or(0);
     let summary = Summary {
         signer: wallet.address().to_string(),
