@@ -266,4 +266,92 @@ mod tests {
         assert_eq!(snap.upstreams.len(), 1);
         assert!(snap.upstreams[0].auths.is_empty());
     }
+
+    /// A source whose answer the test sets.
+    struct Scripted(std::sync::Mutex<Result<SourceSnapshot, SourceError>>);
+
+    impl Scripted {
+        fn set(&self, r: Result<SourceSnapshot, SourceError>) {
+            *self.0.lock().unwrap() = r;
+        }
+    }
+
+    impl PoolSource for Scripted {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+
+        fn load(&self) -> BoxFuture<'_, Result<SourceSnapshot, SourceError>> {
+            let r = self.0.lock().unwrap().clone();
+            Box::pin(async move { r })
+        }
+    }
+
+    fn snap(names: &[&str]) -> Result<SourceSnapshot, SourceError> {
+        Ok(SourceSnapshot {
+            upstreams: names
+                .iter()
+                .map(|n| UpstreamSpec {
+                    name: (*n).into(),
+                    config: serde_json::from_value(serde_json::json!({
+                        "url": "http://seller", "remoteModel": n, "network": "base",
+                        "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C", "price": "10"}))
+                    .unwrap(),
+                    auths: vec![],
+                    origin: "test".into(),
+                })
+                .collect(),
+            issues: vec![],
+        })
+    }
+
+    fn down() -> Result<SourceSnapshot, SourceError> {
+        Err(SourceError {
+            source_name: "kube".into(),
+            message: "cannot reach the cluster".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failing_source_keeps_its_last_read_while_the_others_update() {
+        use crate::buyer::sidecar::{App, SidecarConfig, SystemClock};
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let files = Arc::new(Scripted(std::sync::Mutex::new(snap(&["a"]))));
+        let kube = Arc::new(Scripted(std::sync::Mutex::new(down())));
+        let app = App::new(&SidecarConfig {
+            listen: "127.0.0.1:0".into(),
+            state_path: dir.path().join("state.json"),
+            reload_interval: std::time::Duration::from_secs(3600),
+            registry: crate::x402::networks::Registry::builtin(),
+            signer: None,
+            max_amount: "0.10".into(),
+            sources: vec![files.clone(), kube.clone()],
+            clock: Arc::new(SystemClock),
+        })
+        .unwrap();
+        let names =
+            |app: &App| -> Vec<String> { app.table.load().upstreams.keys().cloned().collect() };
+
+        // Never read: the others are served, not ready, the error returned.
+        let err = app.reload(true).await.unwrap_err();
+        assert!(err.contains("cannot reach the cluster"), "{err}");
+        assert_eq!(names(&app), ["a"]);
+        assert!(!app.table.load().loaded);
+        // Unchanged and still failing: no rebuild, the error again.
+        assert!(app.reload(false).await.is_err());
+
+        kube.set(snap(&["b"]));
+        app.reload(false).await.unwrap();
+        assert_eq!(names(&app), ["a", "b"]);
+        assert!(app.table.load().loaded);
+
+        // Failing again: its last read stays while the files change.
+        kube.set(down());
+        files.set(snap(&["c"]));
+        assert!(app.reload(false).await.is_err());
+        assert_eq!(names(&app), ["b", "c"]);
+        assert!(app.table.load().loaded, "it was read once");
+    }
 }
