@@ -293,6 +293,13 @@ Examples:
     Request(BuyRequestArgs),
 
     /// List the PurchaseRequests of a namespace: model, price, remaining, spent, caps, Ready.
+    #[command(after_help = "\
+REMAINING, SPENT and TOTAL SPENT are what the buyer sidecar (`obol serve buyer --source kube`)
+wrote back; `-` until it did. READY shows the reason when it is False.
+
+Examples:
+  obol buy list -n llm
+  obol buy list -n llm -o json     # prices and caps as USDC decimals and atomic units")]
     List(BuyListArgs),
 }
 
