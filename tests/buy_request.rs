@@ -243,7 +243,7 @@ fn every_check_fails_before_signing_and_nothing_is_created() {
         (
             "refill flag without --auto-refill",
             env.request("a", "5", &["--refill-threshold", "2", "--no-wait"]),
-            vec!["--refill-threshold only apply with --auto-refill"],
+            vec!["--refill-threshold only applies with --auto-refill"],
         ),
         (
             "daily cap not exact in USDC",

@@ -113,7 +113,11 @@ pub(super) async fn run(args: BuyRequestArgs) -> anyhow::Result<()> {
         .collect();
         if !given.is_empty() {
             return Err(Hinted::error(
-                format!("{} only apply with --auto-refill", given.join(" and ")),
+                format!(
+                    "{} only {} with --auto-refill",
+                    given.join(" and "),
+                    if given.len() == 1 { "applies" } else { "apply" }
+                ),
                 "add --auto-refill, or drop them (--max-total and --max-spend-per-day work \
                  without it); nothing was signed",
             ));
