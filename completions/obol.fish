@@ -254,7 +254,7 @@ complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcomm
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l context -d 'Kubeconfig context [default: the current context]' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l kube-watch-timeout -d 'Length of each PurchaseRequest watch request before it is resumed' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l reload-interval -d 'How often to re-read the upstreams (POST /admin/reload also triggers a reload)' -r
-complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l max-amount -d 'Most one live-signed payment may cost, in USDC (pre-signed pools are not affected)' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l max-amount -d 'Most one payment the sidecar signs may cost, live or as a refill, in USDC (pre-signed pools are not affected)' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l private-key-file -d 'Read the private key (hex) from this file instead of the keyring' -r -F
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l signer-url -d 'Sign with the stack\'s remote-signer at this URL instead of a local key' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l log-format -d 'Log format on stderr' -r -f -a "text\t''

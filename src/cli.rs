@@ -673,7 +673,8 @@ pub struct ServeBuyerArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub reload_interval: Duration,
 
-    /// Most one live-signed payment may cost, in USDC (pre-signed pools are not affected).
+    /// Most one payment the sidecar signs may cost, live or as a refill, in USDC (pre-signed
+    /// pools are not affected).
     #[arg(
         long,
         value_name = "USDC",
