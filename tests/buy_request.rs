@@ -14,8 +14,9 @@ use alloy_primitives::{Address, B256, U256};
 use obol::x402::eip3009;
 use obol::x402::wire::Authorization;
 use serde_json::Value;
+use support::buyer::PaidCluster;
 use support::fake_kube::{FakeKube, kubeconfig_yaml};
-use support::{CHAIN_ID, PAYER_ADDRESS, PAYER_KEY, PaidLlm, Rail, SELLER_ADDRESS, free_port};
+use support::{CHAIN_ID, PAYER_ADDRESS, PAYER_KEY, Rail, SELLER_ADDRESS, free_port};
 
 /// 0.01 USDC.
 const PRICE: u64 = 10_000;
@@ -28,39 +29,21 @@ const CAPS: &[&str] = &["--max-total", "10", "--max-spend-per-day", "0.05"];
 const POOR_KEY: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
 const POOR_ADDRESS: &str = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65";
 
-fn obol_crds() -> String {
-    obol::k8s::crd::all()
-        .iter()
-        .map(|c| serde_yaml_ng::to_string(c).unwrap())
-        .collect::<Vec<_>>()
-        .join("---\n")
-}
+/// The chain, the paid LLM, a fake cluster with obol's CRDs and namespace `llm`, and a private
+/// home for `obol`.
+struct Env(PaidCluster);
 
-/// The chain, the paid LLM, a fake cluster with obol's CRDs, and a private home for `obol`.
-struct Env {
-    rail: Rail,
-    llm: PaidLlm,
-    kube: FakeKube,
-    dir: tempfile::TempDir,
-    networks: PathBuf,
+impl std::ops::Deref for Env {
+    type Target = PaidCluster;
+
+    fn deref(&self) -> &PaidCluster {
+        &self.0
+    }
 }
 
 impl Env {
     fn start() -> Env {
-        let rail = Rail::start();
-        let llm = PaidLlm::start(&rail.facilitator, &rail.token, SELLER_ADDRESS, PRICE);
-        let kube = FakeKube::start();
-        kube.apply(&obol_crds());
-        kube.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: llm}\n");
-        let dir = tempfile::tempdir().unwrap();
-        let networks = rail.write_networks_file(dir.path());
-        Env {
-            rail,
-            llm,
-            kube,
-            dir,
-            networks,
-        }
+        Env(PaidCluster::start(PRICE, NS))
     }
 
     fn path(&self) -> &Path {
@@ -69,7 +52,7 @@ impl Env {
 
     /// `obol` with a private home, the rail's networks file, the payer's key, no keyring.
     fn obol(&self) -> Command {
-        let mut cmd = support::buyer::obol(self.path(), &self.networks);
+        let mut cmd = self.0.obol();
         cmd.env("OBOL_PRIVATE_KEY", PAYER_KEY).stdin(Stdio::null());
         cmd
     }
