@@ -523,6 +523,13 @@ fn auto_refill_signs_up_to_max_total_with_the_pools_signer_only() {
     assert_eq!(condition(&pr, "Refill")["status"], "False");
     assert!(is_ready(&pr, "True", "Reconciled"), "{}", pr["status"]);
     assert_eq!(count(&pr), 1, "nothing signed");
+    std::thread::sleep(Duration::from_secs(2));
+    let log = unsigned.guard.log_contents();
+    assert_eq!(
+        log.matches("auto-refill not possible (NoSigner)").count(),
+        3,
+        "said once for each of the three PurchaseRequests, not on every reload:\n{log}"
+    );
     drop(unsigned);
 
     // With another wallet: nothing is signed either.

@@ -163,6 +163,8 @@ struct Inner {
     refilled_at: HashMap<String, Option<String>>,
     /// What the last refill did, by name (in the `Refill` condition's message).
     last_refill: HashMap<String, String>,
+    /// Why a refill is not possible, by name, as last logged.
+    refill_blocked: HashMap<String, String>,
 }
 
 impl Inner {
@@ -728,7 +730,9 @@ impl Shared {
             inner.write_errors.retain(|k, _| live.contains(k));
             inner.refilled_at.retain(|k, _| live.contains(k));
             inner.last_refill.retain(|k, _| live.contains(k));
+            inner.refill_blocked.retain(|k, _| live.contains(k));
             let mut work = Vec::new();
+            let mut refill_notes: Vec<(String, Condition)> = Vec::new();
             for pr in inner.prs.values() {
                 // Only a verdict about this very version: a newer one waits for its reload.
                 let Some(verdict) = inner
@@ -749,6 +753,7 @@ impl Shared {
                 let mut conditions = status.conditions.clone();
                 upsert_condition(&mut conditions, with_generation(ready, pr), &stamp);
                 if let Some(p) = &plan {
+                    refill_notes.push((pr.name.clone(), p.condition.clone()));
                     upsert_condition(
                         &mut conditions,
                         with_generation(p.condition.clone(), pr),
@@ -787,6 +792,22 @@ impl Shared {
                     status,
                     refill: sign,
                 });
+            }
+            // Say once in the log why a refill is not possible.
+            for (name, c) in refill_notes {
+                if !c.is_false() {
+                    inner.refill_blocked.remove(&name);
+                    continue;
+                }
+                let why = c.reason.clone().unwrap_or_default();
+                if inner.refill_blocked.get(&name) != Some(&why) {
+                    tracing::warn!(
+                        purchaserequest = %name,
+                        "auto-refill not possible ({why}): {}",
+                        c.message.as_deref().unwrap_or_default()
+                    );
+                    inner.refill_blocked.insert(name, why);
+                }
             }
             work
         };
