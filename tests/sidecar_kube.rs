@@ -252,10 +252,12 @@ fn a_purchase_request_is_loaded_paid_reported_and_removed_with_its_pr() {
     assert_eq!(mined["status"], "0x1", "{mined}");
     assert_eq!(env.payments_between(before, env.balances()), 1);
 
-    // The status subresource follows.
+    // The status subresource follows (at the next reload tick, 1 s here).
+    let paid_at = Instant::now();
     let pr = env.wait_pr("qwen", Duration::from_secs(10), |pr| {
         pr["status"]["spent"] == 1 && is_ready(pr, "True", "Reconciled")
     });
+    let status_in = paid_at.elapsed();
     let st = &pr["status"];
     assert_eq!(st["remaining"], 2, "{st}");
     assert_eq!(st["totalSpent"], PRICE.to_string());
@@ -320,7 +322,10 @@ fn a_purchase_request_is_loaded_paid_reported_and_removed_with_its_pr() {
     assert_eq!(a.json()["error"]["code"], "model_not_found");
     assert!(!sidecar.metrics().contains("upstream=\"qwen\""));
     assert_eq!(env.payments_between(before, env.balances()), 1);
-    println!("MEASURED: PurchaseRequest created -> upstream served in {loaded_in:?}");
+    println!(
+        "MEASURED: PurchaseRequest created -> upstream served in {loaded_in:?}; \
+         payment -> status written in {status_in:?} (--reload-interval 1s)"
+    );
 }
 
 #[test]
