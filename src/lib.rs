@@ -8,6 +8,7 @@ pub mod auth;
 pub mod buyer;
 pub mod cli;
 pub mod commands;
+pub mod daemon;
 pub mod earnings;
 pub mod k8s;
 pub mod manifests;

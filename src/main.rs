@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         eprintln!("obol: internal error (a bug, please report it): {info}");
         std::process::exit(2);
     }));
+    obol::daemon::tune_allocator();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

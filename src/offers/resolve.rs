@@ -46,10 +46,6 @@ pub struct Route {
     /// A secret: never logged.
     pub upstream_auth: Option<String>,
     pub paused: bool,
-    /// The v2 requirement this route accepts, serialised once (compact JSON): `accepts[0]` of
-    /// its 402 and, parsed, the facilitator's `paymentRequirements`. One allocation per route
-    /// instead of a JSON tree keeps 10,000 routes small.
-    pub requirement_json: Box<str>,
 }
 
 impl fmt::Debug for Route {
@@ -76,13 +72,6 @@ impl fmt::Debug for Route {
 }
 
 impl Route {
-    fn with_requirement_json(mut self) -> Route {
-        self.requirement_json = serde_json::to_string(&self.requirement())
-            .unwrap_or_default()
-            .into_boxed_str();
-        self
-    }
-
     /// The CAIP-2 id: the `chain` metric label.
     pub fn chain(&self) -> &str {
         &self.network.caip2
@@ -106,8 +95,14 @@ impl Route {
 
     /// The v2 requirement as a JSON value (what the facilitator gets).
     pub fn requirement_value(&self) -> serde_json::Value {
-        serde_json::from_str(&self.requirement_json)
-            .unwrap_or_else(|_| self.requirement().to_value())
+        self.requirement().to_value()
+    }
+
+    /// The v2 requirement as compact JSON (`accepts[0]` of the route's 402). Built when
+    /// asked, not kept: 10,000 routes would hold 2.3 MB of it, twice during a reload, and the
+    /// rendered 402 is cached per route anyway.
+    pub fn requirement_json(&self) -> String {
+        serde_json::to_string(&self.requirement()).unwrap_or_default()
     }
 
     /// The offer's display name: `offerName`, else the pattern.
@@ -442,17 +437,28 @@ fn resolve_rule_cached(
         strip_prefix: non_empty(&rule.strip_prefix).map(str::to_string),
         upstream_auth: rule.upstream_auth.clone().filter(|s| !s.is_empty()),
         paused: rule.paused,
-        requirement_json: Box::from(""),
-    }
-    .with_requirement_json())
+    })
 }
 
 /// Resolves every route of the file, in order. Used by the verifier on every (re)load.
 pub fn resolve(cfg: &PricingConfig, registry: &Registry) -> Result<Vec<Route>, InvalidOffers> {
-    let mut routes = Vec::with_capacity(cfg.routes.len());
+    resolve_routes(cfg, &cfg.routes, registry)
+}
+
+/// [`resolve`] for `rules` under the global settings of `cfg` (its own routes are ignored).
+/// Given the rules by value, each is dropped as soon as it is resolved, so a reload of
+/// 10,000 offers never holds the parsed file and all its routes at once.
+pub fn resolve_routes<R: std::borrow::Borrow<RouteRule>>(
+    cfg: &PricingConfig,
+    rules: impl IntoIterator<Item = R>,
+    registry: &Registry,
+) -> Result<Vec<Route>, InvalidOffers> {
+    let rules = rules.into_iter();
+    let mut routes = Vec::with_capacity(rules.size_hint().0);
     let mut problems = Vec::new();
     let mut shared = Shared::default();
-    for (i, rule) in cfg.routes.iter().enumerate() {
+    for (i, rule) in rules.enumerate() {
+        let rule = rule.borrow();
         match resolve_rule_cached(cfg, registry, i, rule, &mut shared) {
             Ok(r) => routes.push(r),
             Err(ps) => problems.extend(ps.into_iter().map(|message| Problem {

@@ -200,8 +200,8 @@ pub fn payment_required(
 /// The error of a 402 to a request without a payment.
 pub const PAYMENT_SIGNATURE_REQUIRED: &str = "PAYMENT-SIGNATURE header is required";
 
-/// The v2 402 body and its base64 `PAYMENT-REQUIRED` header value. The requirement is
-/// pre-serialised per route; the rest is small.
+/// The v2 402 body and its base64 `PAYMENT-REQUIRED` header value (cached per route by the
+/// caller).
 fn render_v2(route: &Route, resource_url: &str, error: &str) -> (Bytes, HeaderValue) {
     let resource = ResourceInfo {
         url: resource_url.to_string(),
@@ -212,7 +212,7 @@ fn render_v2(route: &Route, resource_url: &str, error: &str) -> (Bytes, HeaderVa
         r#"{{"x402Version":2,"error":{},"resource":{},"accepts":[{}]}}"#,
         serde_json::to_string(error).unwrap_or_else(|_| "\"\"".into()),
         serde_json::to_string(&resource).unwrap_or_else(|_| "{}".into()),
-        route.requirement_json,
+        route.requirement_json(),
     );
     let encoded = HeaderValue::from_maybe_shared(Bytes::from(b64(body.as_bytes())))
         .unwrap_or_else(|_| HeaderValue::from_static(""));

@@ -22,7 +22,7 @@ pub mod routes;
 #[cfg(test)]
 mod tests;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +39,7 @@ use self::kube_source::KubeWatch;
 use self::metrics::Metrics;
 use self::replay::ReplayGuard;
 use self::routes::{RouteSource, RouteTable, SourceKind, SourceState, Stamp};
+pub use crate::daemon::ListenError;
 use crate::x402::facilitator::{FacilitatorClient, FacilitatorConfig};
 use crate::x402::networks::Registry;
 
@@ -89,13 +90,8 @@ pub struct VerifierConfig {
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("invalid listen address {0:?}: use :PORT or HOST:PORT")]
-    Listen(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error("invalid facilitator URL: {0}")]
     Facilitator(String),
     #[error("--route-source {0} needs a cluster (no Kubernetes client was configured)")]
@@ -112,24 +108,6 @@ pub struct AppState {
     /// Client for upstreams (proxy mode).
     pub upstream: reqwest::Client,
     pub mode: Mode,
-}
-
-/// Resolves `--listen`: `:8080` means every interface.
-pub async fn listen_addr(listen: &str) -> Result<SocketAddr, ServeError> {
-    let s = listen.trim();
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_string()
-    };
-    if let Ok(a) = full.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    tokio::net::lookup_host(&full)
-        .await
-        .ok()
-        .and_then(|mut it| it.next())
-        .ok_or_else(|| ServeError::Listen(listen.to_string()))
 }
 
 /// The router over `state`.
@@ -190,9 +168,6 @@ fn facilitator_http(config: &FacilitatorConfig) -> Result<reqwest::Client, Serve
         .build()
         .map_err(|e| ServeError::Facilitator(format!("cannot build HTTP client: {e}")))
 }
-
-/// How long in-flight requests may take to finish after a shutdown signal.
-const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// A verifier with its routes loaded (or not), ready to be served.
 pub struct Verifier {
@@ -267,13 +242,7 @@ impl Verifier {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let addr = listen_addr(&self.config.listen).await?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let listener = crate::daemon::bind(&self.config.listen).await?;
         self.serve_on(listener, shutdown).await
     }
 
@@ -340,28 +309,17 @@ impl Verifier {
             }
         });
 
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let app =
             router(Arc::clone(&self.state)).into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            let _ = stopping_tx.send(());
-        });
-        let drain_limit = async move {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(DRAIN_LIMIT).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        let result = tokio::select! {
-            r = server => r.map_err(ServeError::Server),
-            () = drain_limit => {
-                tracing::warn!("in-flight requests still running after {DRAIN_LIMIT:?}; exiting");
-                Ok(())
-            }
-        };
+        let result = crate::daemon::serve_until(shutdown, |signal| {
+            Box::pin(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(signal)
+                    .into_future(),
+            )
+        })
+        .await
+        .map_err(ServeError::Server);
         watcher.abort();
         pruner.abort();
         for t in kube_tasks {

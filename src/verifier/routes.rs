@@ -24,7 +24,7 @@ use super::kube_source::{KubeOffer, OfferReport, desired_conditions};
 use super::metrics::{LabelKey, Metrics, OfferSeries};
 use crate::offers::kube::{OfferProblem, Rendered, reason};
 use crate::offers::resolve::{Problem, Resolver};
-use crate::offers::{self, InvalidOffers, Matcher, Pattern, PricingConfig, Route};
+use crate::offers::{self, InvalidOffers, Matcher, Pattern, PricingConfig, Route, RouteRule};
 use crate::x402::facilitator::{FacilitatorClient, FacilitatorConfig};
 use crate::x402::networks::Registry;
 
@@ -261,14 +261,12 @@ impl RouteSource {
             path: self.path.clone(),
             source,
         };
-        if self.kind.file_routes() {
+        // With the file alone, the rebuild that follows resolves (and so checks) every route;
+        // with ServiceOffers too, the table may wait for them, so the file is checked now.
+        if self.kind.file_routes() && self.kind.kube() {
             offers::resolve(cfg, &self.registry).map_err(invalid)?;
         } else {
-            let base_only = PricingConfig {
-                routes: Vec::new(),
-                ..cfg.clone()
-            };
-            offers::resolve(&base_only, &self.registry).map_err(invalid)?;
+            offers::resolve(&cfg.without_routes(), &self.registry).map_err(invalid)?;
         }
         if self.kind.kube() {
             let mut problems = Vec::new();
@@ -355,7 +353,7 @@ impl RouteSource {
             logged,
             ..
         } = merged;
-        let Some(base) = base.as_ref() else {
+        let Some(base) = base.as_mut() else {
             return Ok(None);
         };
         let offers = match (offers, self.kind.kube()) {
@@ -363,8 +361,11 @@ impl RouteSource {
             (None, true) => return Ok(None),
             (_, false) => None,
         };
+        // Without ServiceOffers the file's routes are not needed after this build: resolve
+        // them by value, each freed as soon as its route exists.
+        let owned_routes = (!self.kind.kube()).then(|| std::mem::take(&mut base.routes));
         let previous = current.load();
-        let (table, reports) = self.build(base, offers, &previous, logged)?;
+        let (table, reports) = self.build(base, owned_routes, offers, &previous, logged)?;
         let n = table.len();
         self.install(current, table);
         if self.kind.kube() {
@@ -379,6 +380,7 @@ impl RouteSource {
     fn build(
         &self,
         cfg: &PricingConfig,
+        owned_file_routes: Option<Vec<RouteRule>>,
         kube_offers: Option<&[KubeOffer]>,
         previous: &RouteTable,
         logged: &mut HashMap<(String, String), String>,
@@ -491,11 +493,14 @@ impl RouteSource {
         }
 
         if self.kind.file_routes() {
-            let routes =
-                offers::resolve(cfg, &self.registry).map_err(|source| LoadError::Invalid {
-                    path: self.path.clone(),
-                    source,
-                })?;
+            let routes = match owned_file_routes {
+                Some(rules) => offers::resolve_routes(cfg, rules, &self.registry),
+                None => offers::resolve(cfg, &self.registry),
+            }
+            .map_err(|source| LoadError::Invalid {
+                path: self.path.clone(),
+                source,
+            })?;
             for mut route in routes {
                 route.index = index;
                 index += 1;

@@ -1124,21 +1124,3 @@ async fn a_missing_file_is_an_empty_table() {
         crate::offers::DEFAULT_FACILITATOR_URL
     );
 }
-
-#[tokio::test]
-async fn listen_addresses() {
-    assert_eq!(
-        listen_addr(":8080").await.unwrap(),
-        "0.0.0.0:8080".parse().unwrap()
-    );
-    assert_eq!(
-        listen_addr("127.0.0.1:9").await.unwrap(),
-        "127.0.0.1:9".parse().unwrap()
-    );
-    assert_eq!(
-        listen_addr("[::1]:9").await.unwrap(),
-        "[::1]:9".parse().unwrap()
-    );
-    assert!(listen_addr("localhost:9").await.unwrap().ip().is_loopback());
-    assert!(listen_addr("nonsense").await.is_err());
-}

@@ -32,8 +32,7 @@ pub mod upstream;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::net::SocketAddr;
+use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,6 +47,7 @@ use self::state::{StateError, StateStore};
 use self::status::UpstreamStatus;
 use self::upstream::{Table, Upstream};
 use crate::buyer::wallet::Wallet;
+pub use crate::daemon::ListenError;
 use crate::x402::networks::Registry;
 
 /// The time, in Unix seconds. Injectable for tests.
@@ -86,13 +86,8 @@ pub struct SidecarConfig {
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("invalid listen address {0:?}: use :PORT or HOST:PORT")]
-    Listen(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("server error: {0}")]
@@ -405,27 +400,6 @@ pub fn upstream_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Resolves `--listen`: `:8402` means every interface.
-pub async fn listen_addr(listen: &str) -> Result<SocketAddr, ServeError> {
-    let s = listen.trim();
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_string()
-    };
-    if let Ok(a) = full.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    tokio::net::lookup_host(&full)
-        .await
-        .ok()
-        .and_then(|mut it| it.next())
-        .ok_or_else(|| ServeError::Listen(listen.to_string()))
-}
-
-/// How long in-flight requests may take to finish after a shutdown signal.
-const DRAIN_LIMIT: Duration = Duration::from_secs(30);
-
 /// A sidecar with its state open and its first load done, ready to be served.
 pub struct Sidecar {
     pub app: Arc<App>,
@@ -453,13 +427,7 @@ impl Sidecar {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let addr = listen_addr(&self.listen).await?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let listener = crate::daemon::bind(&self.listen).await?;
         self.serve_on(listener, shutdown).await
     }
 
@@ -484,27 +452,16 @@ impl Sidecar {
             );
         }
         let reloader = tokio::spawn(Arc::clone(&self.app).reload_loop(self.reload_interval));
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let app = proxy::router(Arc::clone(&self.app));
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            let _ = stopping_tx.send(());
-        });
-        let drain_limit = async move {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(DRAIN_LIMIT).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        let result = tokio::select! {
-            r = server => r.map_err(ServeError::Server),
-            () = drain_limit => {
-                tracing::warn!("in-flight requests still running after {DRAIN_LIMIT:?}; exiting");
-                Ok(())
-            }
-        };
+        let result = crate::daemon::serve_until(shutdown, |signal| {
+            Box::pin(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(signal)
+                    .into_future(),
+            )
+        })
+        .await
+        .map_err(ServeError::Server);
         reloader.abort();
         if let Err(e) = self.app.store.persist().await {
             tracing::error!("{e}");
