@@ -5,8 +5,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -77,19 +75,17 @@ pub async fn bind(listen: &str) -> Result<tokio::net::TcpListener, ListenError> 
         })
 }
 
-/// Runs the server that `serve` builds around a graceful-shutdown signal: when `shutdown`
-/// resolves, the signal fires, new connections stop, and in-flight requests get
-/// [`DRAIN_LIMIT`] to finish before this returns anyway.
-///
-/// `serve` is typically
-/// `|signal| Box::pin(axum::serve(listener, app).with_graceful_shutdown(signal).into_future())`
-/// (boxed where the server's type is concrete, so the compiler can see it is `Send`).
-pub async fn serve_until(
+/// Serves `router` on `listener` until `shutdown` resolves; then new connections stop and
+/// in-flight requests get [`DRAIN_LIMIT`] to finish before this returns anyway. Handlers may
+/// extract the peer's address (`ConnectInfo<SocketAddr>`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    serve: impl FnOnce(BoxFuture<'static, ()>) -> BoxFuture<'static, std::io::Result<()>>,
 ) -> std::io::Result<()> {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal: BoxFuture<'static, ()> = Box::pin(async move {
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stopping_tx.send(());
@@ -102,7 +98,7 @@ pub async fn serve_until(
         }
     };
     tokio::select! {
-        r = serve(signal) => r,
+        r = server => r,
         () = drain_limit => {
             tracing::warn!("in-flight requests still running after {DRAIN_LIMIT:?}; exiting");
             Ok(())
@@ -143,23 +139,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn serves_until_the_signal_then_returns() {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let served = serve_until(
-            async move {
-                let _ = rx.await;
-            },
-            |signal| {
-                Box::pin(async move {
-                    signal.await;
-                    Ok(())
-                })
-            },
+    async fn serves_until_the_signal_and_lets_a_request_in_flight_finish() {
+        use axum::routing::get;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let started_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(started_tx)));
+        let router = axum::Router::new().route(
+            "/slow",
+            get(move || {
+                let started_tx = std::sync::Arc::clone(&started_tx);
+                async move {
+                    if let Some(tx) = started_tx.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "done"
+                }
+            }),
         );
-        tx.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), served)
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, async move {
+            let _ = stop_rx.await;
+        }));
+        let request = tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream
+                .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            answer
+        });
+        started_rx.await.unwrap();
+        stop_tx.send(()).unwrap();
+        let answer = request.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(5), server)
             .await
-            .expect("returns once the server stopped")
+            .expect("returns once drained")
+            .unwrap()
             .unwrap();
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "no new connections after the shutdown"
+        );
     }
 }

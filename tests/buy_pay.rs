@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use alloy_primitives::{Address, U256};
 use serde_json::Value;
-use support::{PAYER_ADDRESS, PAYER_KEY, Rail, SELLER_ADDRESS, Token, free_port, rail_bin};
+use support::{PAYER_ADDRESS, PAYER_KEY, Rail, SELLER_ADDRESS, Token};
 
 struct Home {
     dir: tempfile::TempDir,
@@ -298,23 +298,8 @@ fn a_lost_answer_is_retried_with_the_same_payment_and_settles_once() {
 fn the_stack_remote_signer_signs_the_payment() {
     let rail = Rail::start();
     let home = Home::new(&rail);
-    let port = free_port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/remote_signer.py");
-    let mut signer = support::ChildGuard::spawn_on_free_port(
-        "remote-signer",
-        support::READY_TIMEOUT,
-        |port| {
-            let mut cmd = Command::new("python3");
-            cmd.arg(&script)
-                .arg(port.to_string())
-                .arg(PAYER_KEY)
-                .arg(rail_bin("cast"));
-            cmd
-        },
-        |port| support::http_probe(&format!("http://127.0.0.1:{port}/api/v1/keys")),
-    );
-    let _ = port;
-    let signer_url = format!("http://127.0.0.1:{}", signer.1);
+    let signer = support::RemoteSigner::start(PAYER_KEY);
+    let signer_url = signer.url.clone();
     let before = balances(&rail.token);
 
     let (out, stdout, _) = run(obol(&home).env_remove("OBOL_PRIVATE_KEY").args([
@@ -336,12 +321,11 @@ fn the_stack_remote_signer_signs_the_payment() {
     assert!(
         out.status.success(),
         "{stderr}\nsigner: {}",
-        signer.0.log_contents()
+        signer.guard.log_contents()
     );
     assert!(stdout.contains("paid content"));
     assert_eq!(before.0 - balances(&rail.token).0, price(&rail));
-    assert!(signer.0.log_contents().contains("typed-data"));
-    let _ = &mut signer;
+    assert!(signer.guard.log_contents().contains("typed-data"));
 }
 
 /// Answers every connection with one canned response and records payment headers.

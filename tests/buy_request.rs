@@ -519,21 +519,8 @@ fn no_wait_applies_the_pool_list_shows_it_and_a_top_up_keeps_the_old_auths() {
     env.llm.set_price(PRICE);
 
     // The stack's remote-signer signs a pool too (its own EIP-712 implementation: cast).
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/remote_signer.py");
-    let (signer, signer_port) = support::ChildGuard::spawn_on_free_port(
-        "remote-signer",
-        support::READY_TIMEOUT,
-        |port| {
-            let mut cmd = Command::new("python3");
-            cmd.arg(&script)
-                .arg(port.to_string())
-                .arg(PAYER_KEY)
-                .arg(support::rail_bin("cast"));
-            cmd
-        },
-        |port| support::http_probe(&format!("http://127.0.0.1:{port}/api/v1/keys")),
-    );
-    let signer_url = format!("http://127.0.0.1:{signer_port}");
+    let signer = support::RemoteSigner::start(PAYER_KEY);
+    let signer_url = signer.url.clone();
     let url = env.llm.url();
     let mut cmd = env.request_to(&url, "mistral", "remote", "6", &["--no-wait"]);
     cmd.env_remove("OBOL_PRIVATE_KEY")
@@ -542,7 +529,7 @@ fn no_wait_applies_the_pool_list_shows_it_and_a_top_up_keeps_the_old_auths() {
     let remote = env.recovered(&env.purchase_request("remote").unwrap());
     assert_eq!(remote.len(), 6);
     assert!(remote.iter().all(|(s, _)| *s == PAYER_ADDRESS));
-    assert_eq!(signer.log_contents().matches("typed-data").count(), 6);
+    assert_eq!(signer.guard.log_contents().matches("typed-data").count(), 6);
 
     // The PurchaseRequest changes while a top-up signs (here: an annotation; in a cluster the
     // sidecar's status or a refill): the apply on the stale version is refused, obol reads it
@@ -555,7 +542,7 @@ fn no_wait_applies_the_pool_list_shows_it_and_a_top_up_keeps_the_old_auths() {
         .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     support::wait_until(std::time::Duration::from_secs(30), || {
-        match signer.log_contents().matches("typed-data").count() {
+        match signer.guard.log_contents().matches("typed-data").count() {
             n if n > 6 => Ok(()),
             n => Err(format!("{n} signatures")),
         }
@@ -567,7 +554,7 @@ fn no_wait_applies_the_pool_list_shows_it_and_a_top_up_keeps_the_old_auths() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        signer.log_contents().matches("typed-data").count() == 206,
+        signer.guard.log_contents().matches("typed-data").count() == 206,
         "the race was lost: signing ended before the change"
     );
     let pr = env.purchase_request("remote").unwrap();

@@ -6,8 +6,6 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256, U256};
@@ -101,89 +99,6 @@ impl Home {
     }
 }
 
-/// What the upstream saw of one request.
-#[derive(Clone, Debug)]
-struct Seen {
-    uri: String,
-    authorization: Option<String>,
-    payment_header: bool,
-}
-
-/// A tiny axum upstream on its own runtime thread: answers `status` with "upstream says hi".
-struct Upstream {
-    url: String,
-    status: Arc<AtomicU16>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Upstream {
-    fn start() -> Upstream {
-        use axum::http::{HeaderMap, StatusCode, Uri};
-        use axum::response::IntoResponse;
-        let status = Arc::new(AtomicU16::new(200));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (st, se) = (Arc::clone(&status), Arc::clone(&seen));
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-                    let (st, se) = (Arc::clone(&st), Arc::clone(&se));
-                    async move {
-                        se.lock().unwrap().push(Seen {
-                            uri: uri.to_string(),
-                            authorization: headers
-                                .get("authorization")
-                                .map(|v| v.to_str().unwrap().to_string()),
-                            payment_header: headers.contains_key("payment-signature")
-                                || headers.contains_key("x-payment"),
-                        });
-                        let code = StatusCode::from_u16(st.load(Ordering::SeqCst)).unwrap();
-                        (code, "upstream says hi").into_response()
-                    }
-                });
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(l.local_addr().unwrap()).unwrap();
-                axum::serve(l, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr = addr_rx.recv().unwrap();
-        Upstream {
-            url: format!("http://{addr}"),
-            status,
-            seen,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn requests(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .no_proxy()
@@ -252,48 +167,6 @@ fn v2_header(pr: &Value, accepted: &Value, payload: ExactEvmPayload) -> String {
 
 fn json(r: reqwest::blocking::Response) -> Value {
     r.json().unwrap()
-}
-
-/// The value of the series `name{..offer_name="offer"..}` in a scrape.
-fn series(scrape: &str, name: &str, offer: &str) -> Option<(String, f64)> {
-    scrape.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
-        let (labels, value) = rest.rsplit_once("} ")?;
-        labels
-            .contains(&format!("offer_name=\"{offer}\""))
-            .then(|| (labels.to_string(), value.parse().unwrap()))
-    })
-}
-
-struct Balances<'a> {
-    token: &'a Token,
-    payer: U256,
-    seller: U256,
-}
-
-impl<'a> Balances<'a> {
-    fn now(token: &'a Token) -> Self {
-        Balances {
-            token,
-            payer: token.balance_of(PAYER_ADDRESS),
-            seller: token.balance_of(SELLER_ADDRESS),
-        }
-    }
-
-    /// Asserts the payer paid the seller exactly `amount` since `self`.
-    fn moved(&self, amount: u64, what: &str) {
-        let after = Balances::now(self.token);
-        assert_eq!(
-            self.payer - after.payer,
-            U256::from(amount),
-            "{what}: payer balance change"
-        );
-        assert_eq!(
-            after.seller - self.seller,
-            U256::from(amount),
-            "{what}: seller balance change"
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,7 +337,7 @@ fn sell_create_list_pause_delete_on_the_offers_file() {
 fn proxy_mode_charges_once_on_chain_and_refuses_bad_payments() {
     let mut rail = Rail::start();
     let home = Home::new(&rail);
-    let up = Upstream::start();
+    let up = RecordingUpstream::start();
     let seller = SELLER_ADDRESS.to_string();
     let out = home.run(&[
         "sell",
@@ -509,7 +382,7 @@ fn proxy_mode_charges_once_on_chain_and_refuses_bad_payments() {
         rail.token.address().to_string().to_lowercase()
     );
     assert_eq!(pr["resource"]["url"], demo);
-    assert_eq!(up.requests(), 0);
+    assert_eq!(up.requests().len(), 0);
 
     // Paid (signed with cast by the test rail, not by obol): served, settled, receipt.
     let before = Balances::now(&rail.token);
@@ -530,7 +403,7 @@ fn proxy_mode_charges_once_on_chain_and_refuses_bad_payments() {
     assert_eq!(r.text().unwrap(), "upstream says hi");
     before.moved(10_000, "first payment");
     assert!(rail.token.authorization_state(PAYER_ADDRESS, auth.nonce));
-    let seen = up.seen.lock().unwrap()[0].clone();
+    let seen = up.requests()[0].clone();
     assert_eq!(seen.uri, "/v1/data?x=1");
     assert_eq!(seen.authorization.as_deref(), Some(UPSTREAM_AUTH));
     assert!(!seen.payment_header);
@@ -541,7 +414,7 @@ fn proxy_mode_charges_once_on_chain_and_refuses_bad_payments() {
     assert_eq!(r.status(), 409);
     assert_eq!(json(r)["reason"], "payment_replayed");
     before.moved(0, "replay");
-    assert_eq!(up.requests(), 1);
+    assert_eq!(up.requests().len(), 1);
 
     // Bad payments (signed by obol's code): refused before anything is settled.
     let now = unix_now();
@@ -612,7 +485,7 @@ fn proxy_mode_charges_once_on_chain_and_refuses_bad_payments() {
         assert_eq!(got, reason, "{what}: {body}");
     }
     before.moved(0, "bad payments");
-    assert_eq!(up.requests(), 1);
+    assert_eq!(up.requests().len(), 1);
 
     // The same fresh payment sent four times at once: served once, paid once.
     let before = Balances::now(&rail.token);
@@ -629,7 +502,7 @@ fn proxy_mode_charges_once_on_chain_and_refuses_bad_payments() {
     before.moved(10_000, "concurrent copies");
 
     // Upstream 500: passed through, nothing settled; the same payment works once it is fixed.
-    up.status.store(500, Ordering::SeqCst);
+    up.answer(500);
     let before = Balances::now(&rail.token);
     let (p, nonce) = obol_signed(&accepted, |_| {});
     let pay = v2_header(&pr, &accepted, p);
@@ -638,7 +511,7 @@ fn proxy_mode_charges_once_on_chain_and_refuses_bad_payments() {
     assert!(!r.headers().contains_key("payment-response"));
     before.moved(0, "upstream 500");
     assert!(!rail.token.authorization_state(PAYER_ADDRESS, nonce));
-    up.status.store(200, Ordering::SeqCst);
+    up.answer(200);
     let r = get(&demo, &[("payment-signature", &pay)]);
     assert_eq!(r.status(), 200);
     before.moved(10_000, "retry after upstream 500");

@@ -7,7 +7,6 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
@@ -15,7 +14,6 @@ use serde_json::{Value, json};
 use support::*;
 
 const UPSTREAM_AUTH: &str = "Bearer test-secret";
-const UPSTREAM_BODY: &str = "upstream says hi";
 /// `keccak256("Transfer(address,address,uint256)")`.
 const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 
@@ -99,90 +97,6 @@ impl Home {
     }
 }
 
-/// What the upstream saw of one request.
-#[derive(Clone, Debug)]
-struct Seen {
-    uri: String,
-    authorization: Option<String>,
-    payer: Option<String>,
-    payment_header: bool,
-}
-
-/// A tiny axum upstream on its own runtime thread: records each request, answers 200
-/// "upstream says hi".
-struct Upstream {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Upstream {
-    fn start() -> Upstream {
-        use axum::http::{HeaderMap, Uri};
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let recorder = Arc::clone(&seen);
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-                    let recorder = Arc::clone(&recorder);
-                    async move {
-                        let header = |name: &str| {
-                            headers
-                                .get(name)
-                                .map(|v| v.to_str().unwrap_or_default().to_string())
-                        };
-                        recorder.lock().unwrap().push(Seen {
-                            uri: uri.to_string(),
-                            authorization: header("authorization"),
-                            payer: header("x-payment-payer"),
-                            payment_header: headers.contains_key("payment-signature")
-                                || headers.contains_key("x-payment"),
-                        });
-                        UPSTREAM_BODY
-                    }
-                });
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(l.local_addr().unwrap()).unwrap();
-                axum::serve(l, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr = addr_rx.recv().unwrap();
-        Upstream {
-            url: format!("http://{addr}"),
-            seen,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
     let client = reqwest::blocking::Client::builder()
         .no_proxy()
@@ -194,48 +108,6 @@ fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
         req = req.header(*k, *v);
     }
     req.send().unwrap()
-}
-
-struct Balances<'a> {
-    token: &'a Token,
-    payer: U256,
-    seller: U256,
-}
-
-impl<'a> Balances<'a> {
-    fn now(token: &'a Token) -> Self {
-        Balances {
-            token,
-            payer: token.balance_of(PAYER_ADDRESS),
-            seller: token.balance_of(SELLER_ADDRESS),
-        }
-    }
-
-    /// Asserts the payer paid the seller exactly `amount` since `self`.
-    fn moved(&self, amount: u64, what: &str) {
-        let after = Balances::now(self.token);
-        assert_eq!(
-            self.payer - after.payer,
-            U256::from(amount),
-            "{what}: payer balance change"
-        );
-        assert_eq!(
-            after.seller - self.seller,
-            U256::from(amount),
-            "{what}: seller balance change"
-        );
-    }
-}
-
-/// The value of the series `name{..offer_name="offer"..}` in a scrape.
-fn series(scrape: &str, name: &str, offer: &str) -> Option<f64> {
-    scrape.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
-        let (labels, value) = rest.rsplit_once("} ")?;
-        labels
-            .contains(&format!("offer_name=\"{offer}\""))
-            .then(|| value.parse().unwrap())
-    })
 }
 
 fn same_address(a: &Value, b: Address) -> bool {
@@ -307,7 +179,7 @@ fn reference_buyer(rail: &Rail, url: &str) -> (std::process::ExitStatus, Value) 
 fn traefik_forward_auth_gates_the_upstream() {
     let rail = Rail::start();
     let home = Home::new(&rail);
-    let up = Upstream::start();
+    let up = RecordingUpstream::start();
     create_offer(&home, "fa", &up.url, &["--upstream-auth", UPSTREAM_AUTH]);
     let (verifier, vbase) = home.verifier(&rail.facilitator.url(), "forward-auth", &[]);
     let traefik = Traefik::start(&format!("{vbase}/verify"), &up.url, "/services/fa");
@@ -375,7 +247,7 @@ fn traefik_forward_auth_gates_the_upstream() {
     assert_eq!(ledger[0]["amount"], "10000");
     let scrape = get(&format!("{vbase}/metrics"), &[]).text().unwrap();
     assert_eq!(
-        series(&scrape, "obol_x402_verifier_charged_requests_total", "fa"),
+        series(&scrape, "obol_x402_verifier_charged_requests_total", "fa").map(|(_, v)| v),
         Some(1.0),
         "{scrape}"
     );
@@ -431,7 +303,7 @@ fn traefik_forward_auth_gates_the_upstream() {
 fn npm_reference_buyer_pays_the_proxy() {
     let rail = Rail::start();
     let home = Home::new(&rail);
-    let up = Upstream::start();
+    let up = RecordingUpstream::start();
     create_offer(&home, "demo", &up.url, &[]);
     let (verifier, vbase) = home.verifier(&rail.facilitator.url(), "proxy", &[]);
     let url = format!("{vbase}/services/demo/hello?x=1");
@@ -482,7 +354,7 @@ fn npm_reference_buyer_pays_the_proxy() {
     // The verifier counted the charge in money.
     let scrape = get(&format!("{vbase}/metrics"), &[]).text().unwrap();
     assert_eq!(
-        series(&scrape, "obol_x402_verifier_charged_amount_total", "demo"),
+        series(&scrape, "obol_x402_verifier_charged_amount_total", "demo").map(|(_, v)| v),
         Some(10_000.0),
         "{scrape}"
     );

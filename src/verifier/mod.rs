@@ -22,8 +22,7 @@ pub mod routes;
 #[cfg(test)]
 mod tests;
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -309,17 +308,9 @@ impl Verifier {
             }
         });
 
-        let app =
-            router(Arc::clone(&self.state)).into_make_service_with_connect_info::<SocketAddr>();
-        let result = crate::daemon::serve_until(shutdown, |signal| {
-            Box::pin(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(signal)
-                    .into_future(),
-            )
-        })
-        .await
-        .map_err(ServeError::Server);
+        let result = crate::daemon::serve(listener, router(Arc::clone(&self.state)), shutdown)
+            .await
+            .map_err(ServeError::Server);
         watcher.abort();
         pruner.abort();
         for t in kube_tasks {

@@ -10,7 +10,9 @@
 //! - [`payment`]: x402 v2 payments built without obol (cast-signed EIP-3009, base64 headers).
 //! - [`paid_llm`]: a paid OpenAI-like upstream behind `@x402/express` (buyer sidecar tests).
 //! - [`buyer`]: pre-signed pools and a running `obol serve buyer` (its HTTP API, metrics).
+//! - [`remote_signer`]: the stack's remote-signer (`remote_signer.py`, signing with cast).
 //! - [`traefik`]: real Traefik with a forwardAuth middleware in front of an upstream.
+//! - [`verifier`]: a recording upstream, payer/seller balances, one series of a scrape.
 //! - [`oidc`]: npm `oidc-provider` (OpenID Connect issuer) and a driver for its sign-in forms.
 
 // Not every test file uses every helper.
@@ -23,7 +25,9 @@ pub mod oidc;
 pub mod paid_llm;
 pub mod payment;
 pub mod process;
+pub mod remote_signer;
 pub mod traefik;
+pub mod verifier;
 pub mod x402_rail;
 
 pub use chain::*;
@@ -31,5 +35,7 @@ pub use oidc::*;
 pub use paid_llm::*;
 pub use payment::*;
 pub use process::*;
+pub use remote_signer::RemoteSigner;
 pub use traefik::*;
+pub use verifier::{Balances, RecordingUpstream, Seen, UPSTREAM_BODY, series};
 pub use x402_rail::*;

@@ -32,7 +32,7 @@ pub mod upstream;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -452,16 +452,10 @@ impl Sidecar {
             );
         }
         let reloader = tokio::spawn(Arc::clone(&self.app).reload_loop(self.reload_interval));
-        let app = proxy::router(Arc::clone(&self.app));
-        let result = crate::daemon::serve_until(shutdown, |signal| {
-            Box::pin(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(signal)
-                    .into_future(),
-            )
-        })
-        .await
-        .map_err(ServeError::Server);
+        let router = proxy::router(Arc::clone(&self.app));
+        let result = crate::daemon::serve(listener, router, shutdown)
+            .await
+            .map_err(ServeError::Server);
         reloader.abort();
         if let Err(e) = self.app.store.persist().await {
             tracing::error!("{e}");
