@@ -1121,7 +1121,9 @@ pub fn parse_auth_ttl(s: &str) -> Result<Duration, String> {
         None => parse_duration(t)?,
     };
     if d < Duration::from_secs(600) {
-        return Err(format!("`{t}` is too short: authorizations must stay valid at least 10m"));
+        return Err(format!(
+            "`{t}` is too short: authorizations must stay valid at least 10m"
+        ));
     }
     Ok(d)
 }
