@@ -234,6 +234,18 @@ pub fn parse(text: &str, path: &Path) -> Result<PricingConfig, FileError> {
         })
 }
 
+/// Parses the offers file from `reader` as it is read (the text is never held whole: the
+/// verifier's reload of 10,000 offers then needs only the old table and the parsed file).
+/// An empty or comment-only file is an empty one.
+pub fn parse_reader(reader: impl std::io::Read, path: &Path) -> Result<PricingConfig, FileError> {
+    serde_saphyr::from_reader::<_, Option<PricingConfig>>(reader)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| FileError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+}
+
 /// Loads the offers file; a missing file is an empty one (defaults, no routes).
 pub fn load(path: &Path) -> Result<PricingConfig, FileError> {
     match std::fs::read_to_string(path) {
@@ -410,6 +422,25 @@ futureTopLevelKey: {a: 1}
     #[test]
     fn parse_errors_name_the_file() {
         let err = parse("routes: [", Path::new("/tmp/p.yaml")).unwrap_err();
+        assert!(err.to_string().contains("/tmp/p.yaml"), "{err}");
+    }
+
+    #[test]
+    fn reading_from_a_reader_gives_what_parsing_the_text_gives() {
+        let path = Path::new("/tmp/p.yaml");
+        for text in [
+            "",
+            "  \n",
+            "# only a comment\n",
+            "chain: base\nroutes:\n  - pattern: /a\n    price: 0.001\n",
+        ] {
+            assert_eq!(
+                parse_reader(text.as_bytes(), path).unwrap(),
+                parse(text, path).unwrap(),
+                "{text:?}"
+            );
+        }
+        let err = parse_reader("routes: [".as_bytes(), path).unwrap_err();
         assert!(err.to_string().contains("/tmp/p.yaml"), "{err}");
     }
 

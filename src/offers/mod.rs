@@ -22,7 +22,7 @@ pub use config::{
 };
 pub use kube::{OfferProblem, Rendered, from_service_offer};
 pub use matcher::{Matcher, Pattern, path_of};
-pub use resolve::{InvalidOffers, Problem, Route, resolve, resolve_routes, validate};
+pub use resolve::{InvalidOffers, Problem, Route, resolve, resolve_owned, validate};
 pub use store::{Created, OfferError, OfferSpec, OfferStore, OfferView};
 
 /// The default offers file: `$XDG_CONFIG_HOME/obol/pricing.yaml`.

@@ -442,23 +442,57 @@ fn resolve_rule_cached(
 
 /// Resolves every route of the file, in order. Used by the verifier on every (re)load.
 pub fn resolve(cfg: &PricingConfig, registry: &Registry) -> Result<Vec<Route>, InvalidOffers> {
-    resolve_routes(cfg, &cfg.routes, registry)
+    resolve_borrowed(cfg, &cfg.routes, registry)
 }
 
-/// [`resolve`] for `rules` under the global settings of `cfg` (its own routes are ignored).
-/// Given the rules by value, each is dropped as soon as it is resolved, so a reload of
-/// 10,000 offers never holds the parsed file and all its routes at once.
-pub fn resolve_routes<R: std::borrow::Borrow<RouteRule>>(
+/// Resolves `rules`, taken by value, under the global settings of `cfg` (its own routes are
+/// ignored), turning each route into what the caller keeps with `keep`. Same checks and
+/// problems, in file order, as [`resolve`]; the result is in file order too.
+///
+/// Made for a reload of 10,000 offers: the rules are resolved from the last one back and
+/// their list shrinks as it goes, and no list of bare routes is built in between, so the
+/// parsed file's memory is given back while the new table grows instead of all three
+/// existing at once beside the table in service.
+pub fn resolve_owned<T>(
     cfg: &PricingConfig,
-    rules: impl IntoIterator<Item = R>,
+    mut rules: Vec<RouteRule>,
     registry: &Registry,
-) -> Result<Vec<Route>, InvalidOffers> {
-    let rules = rules.into_iter();
-    let mut routes = Vec::with_capacity(rules.size_hint().0);
+    mut keep: impl FnMut(Route) -> T,
+) -> Result<Vec<T>, InvalidOffers> {
+    let mut kept = Vec::with_capacity(rules.len());
     let mut problems = Vec::new();
     let mut shared = Shared::default();
-    for (i, rule) in rules.enumerate() {
-        let rule = rule.borrow();
+    while let Some(rule) = rules.pop() {
+        let i = rules.len();
+        match resolve_rule_cached(cfg, registry, i, &rule, &mut shared) {
+            Ok(route) if problems.is_empty() => kept.push(keep(route)),
+            // The file is refused: only its problems matter now.
+            Ok(_) => {}
+            Err(ps) => problems.extend(ps.into_iter().rev().map(|message| Problem {
+                at: where_(i, &rule),
+                message,
+            })),
+        }
+        drop(rule);
+        if rules.capacity() > 64 && rules.len() <= rules.capacity() / 2 {
+            rules.shrink_to_fit();
+        }
+    }
+    kept.reverse();
+    problems.reverse();
+    finish(cfg, kept, problems)
+}
+
+/// Resolves every route of `rules` (borrowed), in order.
+fn resolve_borrowed(
+    cfg: &PricingConfig,
+    rules: &[RouteRule],
+    registry: &Registry,
+) -> Result<Vec<Route>, InvalidOffers> {
+    let mut routes = Vec::with_capacity(rules.len());
+    let mut problems = Vec::new();
+    let mut shared = Shared::default();
+    for (i, rule) in rules.iter().enumerate() {
         match resolve_rule_cached(cfg, registry, i, rule, &mut shared) {
             Ok(r) => routes.push(r),
             Err(ps) => problems.extend(ps.into_iter().map(|message| Problem {
@@ -467,6 +501,15 @@ pub fn resolve_routes<R: std::borrow::Borrow<RouteRule>>(
             })),
         }
     }
+    finish(cfg, routes, problems)
+}
+
+/// The file-level checks after the routes: the facilitator URL.
+fn finish<T>(
+    cfg: &PricingConfig,
+    kept: Vec<T>,
+    mut problems: Vec<Problem>,
+) -> Result<Vec<T>, InvalidOffers> {
     if let Some(f) = non_empty(&cfg.facilitator_url)
         && let Err(e) = check_facilitator_url(f)
     {
@@ -476,7 +519,7 @@ pub fn resolve_routes<R: std::borrow::Borrow<RouteRule>>(
         });
     }
     if problems.is_empty() {
-        Ok(routes)
+        Ok(kept)
     } else {
         Err(InvalidOffers(problems))
     }
@@ -651,6 +694,43 @@ mod tests {
         assert!(route("-1").is_err());
         assert!(route("1e-3").is_err());
         assert!(route("").is_err());
+    }
+
+    #[test]
+    fn resolving_rules_by_value_gives_the_same_routes_and_problems_in_file_order() {
+        let mut yaml = format!("wallet: \"{WALLET}\"\nroutes:\n");
+        for i in 0..200 {
+            yaml.push_str(&format!(
+                "  - pattern: /s/{i}/*\n    price: \"0.{:03}\"\n",
+                i + 1
+            ));
+        }
+        let good = cfg(&yaml);
+        let key = |r: &Route| (r.index, r.pattern.clone(), r.amount);
+        let by_value = resolve_owned(
+            &good.without_routes(),
+            good.routes.clone(),
+            &Registry::builtin(),
+            |r| key(&r),
+        )
+        .unwrap();
+        let by_ref = resolve(&good, &Registry::builtin()).unwrap();
+        assert_eq!(by_value, by_ref.iter().map(key).collect::<Vec<_>>());
+
+        let bad = cfg(
+            "facilitatorURL: ftp://x\nroutes:\n  - pattern: a\n    price: x\n  - pattern: /ok\n    price: \"1\"\n  - pattern: b\n    price: \"1\"\n    network: mars\n",
+        );
+        let by_value = resolve_owned(
+            &bad.without_routes(),
+            bad.routes.clone(),
+            &Registry::builtin(),
+            |r| r,
+        )
+        .unwrap_err();
+        let by_ref = resolve(&bad, &Registry::builtin()).unwrap_err();
+        assert_eq!(by_value, by_ref);
+        assert!(by_ref.0.len() >= 4, "{by_ref}");
+        assert_eq!(by_ref.0.last().unwrap().at, "facilitatorURL");
     }
 
     #[test]
