@@ -20,57 +20,6 @@ use obol::k8s::types::{
 use obol::k8s::{ClientOptions, Condition, K8sError, KubeClient};
 use support::fake_kube::FakeKube;
 
-/// Minimal CRDs of the routing children (Traefik and Gateway API), as a cluster with Traefik
-/// and the Gateway API installed serves them.
-const ROUTING_CRDS: &str = "
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: middlewares.traefik.io}
-spec:
-  group: traefik.io
-  scope: Namespaced
-  names: {kind: Middleware, plural: middlewares, singular: middleware, listKind: MiddlewareList}
-  versions:
-  - name: v1alpha1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: httproutes.gateway.networking.k8s.io}
-spec:
-  group: gateway.networking.k8s.io
-  scope: Namespaced
-  names: {kind: HTTPRoute, plural: httproutes, singular: httproute, listKind: HTTPRouteList}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: referencegrants.gateway.networking.k8s.io}
-spec:
-  group: gateway.networking.k8s.io
-  scope: Namespaced
-  names: {kind: ReferenceGrant, plural: referencegrants, singular: referencegrant, listKind: ReferenceGrantList}
-  versions:
-  - name: v1beta1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-";
-
-fn obol_crds() -> String {
-    obol::k8s::crd::all()
-        .iter()
-        .map(|c| serde_yaml_ng::to_string(c).unwrap())
-        .collect::<Vec<_>>()
-        .join("---\n")
-}
-
 async fn client(fake: &FakeKube) -> KubeClient {
     let c = KubeClient::new(&ClientOptions {
         kubeconfig: Some(fake.kubeconfig_path().to_path_buf()),
@@ -116,8 +65,8 @@ fn offer(price: &str, upstream_ns: Option<&str>) -> ServiceOffer {
 #[tokio::test]
 async fn offer_and_children_are_applied_updated_and_deleted_together() {
     let fake = FakeKube::start();
-    fake.apply(&obol_crds());
-    fake.apply(ROUTING_CRDS);
+    fake.apply(&support::fake_kube::obol_crds());
+    fake.apply(support::fake_kube::ROUTING_CRDS);
     let kc = client(&fake).await;
     assert_eq!(kc.namespace(), "shop");
     let offers = kc.service_offers(None);

@@ -17,64 +17,14 @@ use support::*;
 const PAY: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const WALLET: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 
-/// Minimal CRDs of the routing children (Traefik and the Gateway API).
-const ROUTING_CRDS: &str = "
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: middlewares.traefik.io}
-spec:
-  group: traefik.io
-  scope: Namespaced
-  names: {kind: Middleware, plural: middlewares, singular: middleware, listKind: MiddlewareList}
-  versions:
-  - name: v1alpha1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: httproutes.gateway.networking.k8s.io}
-spec:
-  group: gateway.networking.k8s.io
-  scope: Namespaced
-  names: {kind: HTTPRoute, plural: httproutes, singular: httproute, listKind: HTTPRouteList}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: referencegrants.gateway.networking.k8s.io}
-spec:
-  group: gateway.networking.k8s.io
-  scope: Namespaced
-  names: {kind: ReferenceGrant, plural: referencegrants, singular: referencegrant, listKind: ReferenceGrantList}
-  versions:
-  - name: v1beta1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-";
-
 /// How long the verifier may take to follow a change.
 const FOLLOW: Duration = Duration::from_secs(2);
-
-fn obol_crds() -> String {
-    obol::k8s::crd::all()
-        .iter()
-        .map(|c| serde_yaml_ng::to_string(c).unwrap())
-        .collect::<Vec<_>>()
-        .join("---\n")
-}
 
 /// A fake cluster with obol's CRDs and the routing CRDs installed.
 fn cluster() -> FakeKube {
     let fake = FakeKube::start();
-    fake.apply(&obol_crds());
-    fake.apply(ROUTING_CRDS);
+    fake.apply(&support::fake_kube::obol_crds());
+    fake.apply(support::fake_kube::ROUTING_CRDS);
     fake
 }
 
@@ -828,8 +778,8 @@ fn readiness_waits_for_the_list_and_a_lost_watch_keeps_the_routes() {
     let resp = client().get(format!("{url}/readyz")).send().unwrap();
     assert_eq!(resp.status().as_u16(), 503);
     assert_eq!(get(&format!("{url}/services/a/x")).0, 503, "fail closed");
-    fake.apply(&obol_crds());
-    fake.apply(ROUTING_CRDS);
+    fake.apply(&support::fake_kube::obol_crds());
+    fake.apply(support::fake_kube::ROUTING_CRDS);
     within(
         Duration::from_secs(40),
         "ready once ServiceOffers list",

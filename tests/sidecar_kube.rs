@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::{B256, U256};
 use serde_json::{Value, json};
-use support::buyer::{self, PaidCluster, Sidecar, auths, metric, obol_crds};
+use support::buyer::{self, PaidCluster, Sidecar, auths, metric};
 use support::fake_kube::FakeKube;
+use support::fake_kube::obol_crds;
 use support::{ChildGuard, PAYER_ADDRESS, PAYER_KEY, Rail, SELLER_ADDRESS};
 
 /// 0.01 USDC.

@@ -17,15 +17,6 @@ use super::payment::{decode_b64_json, unix_now};
 use super::process::{ChildGuard, wait_until};
 use super::x402_rail::Rail;
 
-/// obol's CRDs (generated from the Rust types) as one YAML stream.
-pub fn obol_crds() -> String {
-    obol::k8s::crd::all()
-        .iter()
-        .map(|c| serde_yaml_ng::to_string(c).unwrap())
-        .collect::<Vec<_>>()
-        .join("---\n")
-}
-
 /// What a buyer test on a cluster needs: the chain, the paid LLM selling at `price` to the
 /// seller, a fake cluster with obol's CRDs and the namespace, and a private home (with the
 /// rail's networks file) for `obol`.
@@ -42,7 +33,7 @@ impl PaidCluster {
         let rail = Rail::start();
         let llm = PaidLlm::start(&rail.facilitator, &rail.token, SELLER_ADDRESS, price);
         let kube = FakeKube::start();
-        kube.apply(&obol_crds());
+        kube.apply(&super::fake_kube::obol_crds());
         kube.apply(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n"
         ));

@@ -282,6 +282,58 @@ impl Drop for FakeKube {
     }
 }
 
+/// obol's own CRDs (ServiceOffer, PurchaseRequest), as `obol manifests` installs them.
+pub fn obol_crds() -> String {
+    obol::k8s::crd::all()
+        .iter()
+        .map(|c| serde_yaml_ng::to_string(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Minimal CRDs of the routing children obol creates for an offer (Traefik Middleware, Gateway
+/// API HTTPRoute and ReferenceGrant), schema-less like a cluster that only needs them to exist.
+pub const ROUTING_CRDS: &str = "
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: middlewares.traefik.io}
+spec:
+  group: traefik.io
+  scope: Namespaced
+  names: {kind: Middleware, plural: middlewares, singular: middleware, listKind: MiddlewareList}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: httproutes.gateway.networking.k8s.io}
+spec:
+  group: gateway.networking.k8s.io
+  scope: Namespaced
+  names: {kind: HTTPRoute, plural: httproutes, singular: httproute, listKind: HTTPRouteList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: referencegrants.gateway.networking.k8s.io}
+spec:
+  group: gateway.networking.k8s.io
+  scope: Namespaced
+  names: {kind: ReferenceGrant, plural: referencegrants, singular: referencegrant, listKind: ReferenceGrantList}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+";
+
 pub fn kubeconfig_yaml(server: &str, namespace: &str) -> String {
     format!(
         "apiVersion: v1
