@@ -6,17 +6,14 @@
 //! `/free/...` answers the same without payment (and can hold a stream open until
 //! [`PaidLlm::release_streams`]). The price and failures can be changed while it runs.
 
-use std::process::Command;
 use std::time::Duration;
 
 use alloy_primitives::Address;
 use serde_json::{Value, json};
 
-use super::chain::{CAIP2, Token};
-use super::process::{
-    ChildGuard, READY_TIMEOUT, http_probe, node_bin, off_runtime, rail_dir, rail_script,
-};
-use super::x402_rail::Facilitator;
+use super::chain::Token;
+use super::process::{ChildGuard, off_runtime};
+use super::x402_rail::{Facilitator, spawn_paywalled_node};
 
 pub struct PaidLlm {
     guard: ChildGuard,
@@ -32,25 +29,14 @@ impl PaidLlm {
         pay_to: Address,
         price_atomic: u64,
     ) -> PaidLlm {
-        let node = node_bin();
-        let script = rail_script("paid_llm.mjs");
-        let (guard, port) = ChildGuard::spawn_on_free_port(
+        let (guard, port) = spawn_paywalled_node(
             "paid-llm",
-            READY_TIMEOUT,
-            |port| {
-                let mut cmd = Command::new(&node);
-                cmd.arg(&script)
-                    .current_dir(rail_dir())
-                    .env("FACILITATOR_URL", facilitator.url())
-                    .env("PAY_TO", pay_to.to_string())
-                    .env("TOKEN_ADDRESS", token.address().to_string())
-                    .env("PRICE_ATOMIC", price_atomic.to_string())
-                    .env("TOKEN_NAME", token.name())
-                    .env("NETWORK", CAIP2)
-                    .env("PORT", port.to_string());
-                cmd
-            },
-            |port| http_probe(&format!("http://127.0.0.1:{port}/health")),
+            "paid_llm.mjs",
+            "/health",
+            facilitator,
+            token,
+            pay_to,
+            price_atomic,
         );
         PaidLlm {
             guard,

@@ -69,6 +69,40 @@ pub struct ReferenceSeller {
     price_atomic: u64,
 }
 
+/// Starts a node script of the rail that sells behind `@x402/express` (`seller.mjs`,
+/// `paid_llm.mjs`): `pay_to` is paid `price_atomic` of `token` on the local chain through
+/// `facilitator`. Ready once `GET <ready_path>` answers; returns the child and its port.
+pub fn spawn_paywalled_node(
+    name: &str,
+    script: &str,
+    ready_path: &str,
+    facilitator: &Facilitator,
+    token: &Token,
+    pay_to: Address,
+    price_atomic: u64,
+) -> (ChildGuard, u16) {
+    let node = node_bin();
+    let script = rail_script(script);
+    ChildGuard::spawn_on_free_port(
+        name,
+        READY_TIMEOUT,
+        |port| {
+            let mut cmd = Command::new(&node);
+            cmd.arg(&script)
+                .current_dir(rail_dir())
+                .env("FACILITATOR_URL", facilitator.url())
+                .env("PAY_TO", pay_to.to_string())
+                .env("TOKEN_ADDRESS", token.address().to_string())
+                .env("PRICE_ATOMIC", price_atomic.to_string())
+                .env("TOKEN_NAME", token.name())
+                .env("NETWORK", CAIP2)
+                .env("PORT", port.to_string());
+            cmd
+        },
+        |port| http_probe(&format!("http://127.0.0.1:{port}{ready_path}")),
+    )
+}
+
 impl ReferenceSeller {
     pub const PAID_BODY: &'static str = r#"{"secret":"paid content"}"#;
 
@@ -80,25 +114,14 @@ impl ReferenceSeller {
         pay_to: Address,
         price_atomic: u64,
     ) -> ReferenceSeller {
-        let node = node_bin();
-        let script = rail_script("seller.mjs");
-        let (guard, port) = ChildGuard::spawn_on_free_port(
+        let (guard, port) = spawn_paywalled_node(
             "seller",
-            READY_TIMEOUT,
-            |port| {
-                let mut cmd = Command::new(&node);
-                cmd.arg(&script)
-                    .current_dir(rail_dir())
-                    .env("FACILITATOR_URL", facilitator.url())
-                    .env("PAY_TO", pay_to.to_string())
-                    .env("TOKEN_ADDRESS", token.address().to_string())
-                    .env("PRICE_ATOMIC", price_atomic.to_string())
-                    .env("TOKEN_NAME", token.name())
-                    .env("NETWORK", CAIP2)
-                    .env("PORT", port.to_string());
-                cmd
-            },
-            |port| http_probe(&format!("http://127.0.0.1:{port}/free")),
+            "seller.mjs",
+            "/free",
+            facilitator,
+            token,
+            pay_to,
+            price_atomic,
         );
         ReferenceSeller {
             guard,
