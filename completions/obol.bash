@@ -2013,13 +2013,17 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__verifier)
-            opts="-n -v -h -V --listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --kube-watch-timeout --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --internal-listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --kube-watch-timeout --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --internal-listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -548,7 +548,8 @@ are answered 404 offer_paused, offers whose RoutePublished condition is False ar
 and a broken offer is answered 503 offer_unavailable and gets PaymentGateReady=False with the
 reason on its status. The offers file's `chain` and `wallet` fill what an offer leaves empty.")]
 pub struct ServeVerifierArgs {
-    /// Address to listen on (":8080" means all interfaces).
+    /// Address to listen on (":8080" means all interfaces). In modes proxy and both this is the
+    /// public listener: it carries the paying proxy and /healthz, /readyz, nothing else.
     #[arg(
         long,
         value_name = "ADDR",
@@ -556,6 +557,12 @@ pub struct ServeVerifierArgs {
         env = "OBOL_LISTEN"
     )]
     pub listen: String,
+
+    /// Listener for the cluster network: ForwardAuth (/verify) and /metrics. Without it they
+    /// are served on --listen only in mode forward-auth or when --listen is loopback; mode both
+    /// on a non-loopback --listen refuses to start without it.
+    #[arg(long, value_name = "ADDR", env = "OBOL_INTERNAL_LISTEN")]
+    pub internal_listen: Option<String>,
 
     #[command(flatten)]
     pub file: OffersFileArgs,

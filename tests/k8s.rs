@@ -101,7 +101,7 @@ async fn offer_and_children_are_applied_updated_and_deleted_together() {
     assert_eq!(mw["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
     assert_eq!(
         mw["spec"]["forwardAuth"]["address"],
-        "http://x402-verifier.x402.svc.cluster.local:8080/verify"
+        "http://x402-verifier.x402.svc.cluster.local:9090/verify"
     );
     let route = fake
         .object(

@@ -202,12 +202,14 @@ fn the_stream_has_every_object_in_apply_order() {
     let generated = serde_json::to_value(obol::k8s::crd::service_offer_crd()).unwrap();
     assert_eq!(docs[0], generated);
 
-    // Service x402-verifier:8080; monitors as kube-prometheus-stack selects them.
+    // Service x402-verifier: 8080 the proxy, 9090 the internal listener (forwardAuth, metrics);
+    // monitors as kube-prometheus-stack selects them, scraping the internal port.
     let svc = &docs[8];
     assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(svc["spec"]["ports"][1]["port"], 9090);
     let sm = &docs[13];
     assert_eq!(sm["metadata"]["labels"]["release"], "monitoring");
-    assert_eq!(sm["spec"]["endpoints"][0]["port"], "http");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "internal");
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(sm["spec"]["endpoints"][0]["interval"], "30s");
     let pm = &docs[14];

@@ -647,7 +647,10 @@ fn forward_auth_verifies_only_and_settle_before_grant_settles() {
     ];
 
     assert_eq!(get(&verify, &[]).status(), 403, "missing X-Forwarded-Uri");
-    assert_eq!(get(&verify, &[("x-forwarded-uri", "/free")]).status(), 200);
+    // Fail closed: a path no offer covers is refused, never granted.
+    let r = get(&verify, &[("x-forwarded-uri", "/free")]);
+    assert_eq!(r.status(), 404);
+    assert_eq!(json(r)["reason"], "no_route");
     let pr = payment_required(&verify, &fwd);
     assert_eq!(
         pr["resource"]["url"],
@@ -728,4 +731,101 @@ fn forward_auth_verifies_only_and_settle_before_grant_settles() {
     assert!(stopped.is_ok(), "verifier did not stop on SIGTERM");
     assert!(verifier.log_contents().contains("shutting down"));
     assert!(!verifier.log_contents().contains(UPSTREAM_AUTH));
+}
+
+/// Attack 3 of the gate's threat list, on the chain: after a settlement whose outcome was
+/// unknown, the retry of the same header is granted only when the chain shows that this very
+/// authorization paid the seller; a nonce the buyer burnt meanwhile (a 0-value transfer to
+/// themselves) is refused, and nothing is served for it.
+#[test]
+fn an_unknown_settlement_is_resolved_by_the_chain_never_by_the_buyer() {
+    let rail = Rail::start();
+    let home = Home::new(&rail);
+    let up = RecordingUpstream::start();
+    let faulty = FaultyFacilitator::start(&rail.facilitator.url());
+    let seller = SELLER_ADDRESS.to_string();
+    home.run(&[
+        "sell",
+        "create",
+        "demo",
+        "--upstream",
+        &up.url,
+        "--price",
+        "0.01",
+        "--chain",
+        "local",
+        "--pay-to",
+        &seller,
+    ]);
+    let (verifier, base) = home.verifier(&faulty.url, "proxy", &[]);
+    let demo = format!("{base}/services/demo/x");
+    let pr = payment_required(&demo, &[]);
+    let accepted = pr["accepts"][0].clone();
+
+    // 1. The settlement goes through on chain but its answer is lost: unknown, then the same
+    //    header finds the nonce used, the chain shows it paid the seller: served, charged once.
+    let before = Balances::now(&rail.token);
+    let (payload, _) = obol_signed(&accepted, |_| {});
+    let pay = v2_header(&pr, &accepted, payload);
+    faulty.next_settle(SettleFault::LoseAnswer);
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 503, "{}", verifier.log_tail(20));
+    assert_eq!(json(r)["reason"], "settlement_unknown");
+    before.moved(10_000, "the lost-answer settlement");
+    assert_eq!(up.requests().len(), 1, "the upstream answered once");
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 200, "{}", verifier.log_tail(20));
+    let receipt = decode_b64_json(r.headers()["payment-response"].to_str().unwrap());
+    assert_eq!(receipt["success"], true);
+    assert!(receipt["transaction"].as_str().unwrap().starts_with("0x"));
+    before.moved(10_000, "the retry moves nothing more");
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 409, "now used for good");
+
+    // 2. The settlement is dropped before it reaches the facilitator: unknown. The buyer burns
+    //    the nonce with a 0-value transfer to themselves, then resends the header.
+    let before = Balances::now(&rail.token);
+    let (payload, nonce) = obol_signed(&accepted, |_| {});
+    let pay = v2_header(&pr, &accepted, payload);
+    faulty.next_settle(SettleFault::Drop);
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 503);
+    assert_eq!(json(r)["reason"], "settlement_unknown");
+    let (burn, _) = obol_signed(&accepted, |a| {
+        a.to = PAYER_ADDRESS;
+        a.value = U256::ZERO;
+        a.nonce = nonce;
+    });
+    rail.anvil.cast(&[
+        "send",
+        &rail.token.address().to_string(),
+        "transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,bytes)",
+        &burn.authorization.from,
+        &burn.authorization.to,
+        &burn.authorization.value,
+        &burn.authorization.valid_after,
+        &burn.authorization.valid_before,
+        &burn.authorization.nonce,
+        &burn.signature,
+        "--private-key",
+        PAYER_KEY,
+    ]);
+    assert!(rail.token.authorization_state(PAYER_ADDRESS, nonce));
+    let served = up.requests().len();
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 409, "{}", verifier.log_tail(20));
+    assert!(!r.headers().contains_key("payment-response"));
+    let b = json(r);
+    assert_eq!(b["reason"], "authorization_used_elsewhere", "{b}");
+    assert!(
+        !b.to_string().contains(UPSTREAM_BODY),
+        "the buyer got nothing"
+    );
+    before.moved(0, "a burnt nonce");
+    // Proxy mode settles after the upstream answered, so the retry did reach it once; its
+    // answer was not delivered. From now on the payment is refused before the upstream.
+    assert_eq!(up.requests().len(), served + 1);
+    let r = get(&demo, &[("payment-signature", &pay)]);
+    assert_eq!(r.status(), 409);
+    assert_eq!(up.requests().len(), served + 1);
 }

@@ -54,6 +54,7 @@ async fn serve_verifier(args: ServeVerifierArgs) -> anyhow::Result<()> {
     };
     let config = VerifierConfig {
         listen: args.listen,
+        internal_listen: args.internal_listen.filter(|s| !s.trim().is_empty()),
         offers_file: args.file.offers_file.unwrap_or_else(offers::default_file),
         facilitator: args.facilitator.filter(|s| !s.trim().is_empty()),
         mode: match args.mode {

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 use super::types::{PAUSED_ANNOTATION, ServiceOffer};
 
-/// Where Traefik asks whether a request is paid.
-pub const VERIFIER_VERIFY_URL: &str = "http://x402-verifier.x402.svc.cluster.local:8080/verify";
+/// Where Traefik asks whether a request is paid: the verifier's internal listener.
+pub const VERIFIER_VERIFY_URL: &str = "http://x402-verifier.x402.svc.cluster.local:9090/verify";
 
 /// Headers of the verifier's 200 answer that Traefik copies into the upstream request.
 pub const AUTH_RESPONSE_HEADERS: &[&str] = &[
@@ -374,7 +374,7 @@ mod tests {
         let fa = &v["spec"]["forwardAuth"];
         assert_eq!(
             fa["address"],
-            "http://x402-verifier.x402.svc.cluster.local:8080/verify"
+            "http://x402-verifier.x402.svc.cluster.local:9090/verify"
         );
         let headers: Vec<&str> = fa["authResponseHeaders"]
             .as_array()

@@ -52,8 +52,12 @@ pub const TOKEN_HEADER: &str = "X-Nodecore-Token";
 
 /// Name of the verifier's Deployment, Service, ServiceAccount, ClusterRole, monitors.
 pub const VERIFIER: &str = "x402-verifier";
-/// Port of the verifier's Service and container (name `http`).
+/// Port of the verifier's Service and container (name `http`): the public listener (the paying
+/// proxy), what an HTTPRoute may send buyers to.
 pub const VERIFIER_PORT: u16 = 8080;
+/// Port of the verifier's internal listener (name `internal`): ForwardAuth `/verify` and
+/// `/metrics`, for the cluster network only (Traefik, Prometheus).
+pub const VERIFIER_INTERNAL_PORT: u16 = 9090;
 /// Label selecting the buyer pods the PodMonitor scrapes; also the name of the buyer's
 /// ServiceAccount, Role and RoleBinding.
 pub const BUYER_APP: &str = "x402-buyer";
@@ -178,7 +182,7 @@ pub fn objects(opts: &ManifestOptions) -> Result<Vec<Manifest>, ManifestError> {
             deployment(ns, &opts.image),
         ),
         m(
-            "The address Traefik's forwardAuth Middlewares call: http://x402-verifier.<ns>.svc:8080/verify.",
+            "Port http (8080): the paying proxy. Port internal (9090): forwardAuth /verify (what Traefik's Middlewares call: http://x402-verifier.<ns>.svc:9090/verify) and /metrics; never route buyers to it.",
             service(ns),
         ),
     ]);
@@ -396,13 +400,17 @@ fn deployment(ns: &str, image: &str) -> Value {
                             "serve", "verifier",
                             "--route-source", "kube",
                             "--listen", format!(":{VERIFIER_PORT}"),
+                            "--internal-listen", format!(":{VERIFIER_INTERNAL_PORT}"),
                         ],
                         "env": [
                             {"name": "OBOL_OFFERS_FILE", "value": format!("{PRICING_MOUNT}/pricing.yaml")},
                             {"name": "OBOL_LOG_FORMAT", "value": "json"},
                             {"name": "HOME", "value": "/tmp"},
                         ],
-                        "ports": [{"name": "http", "containerPort": VERIFIER_PORT, "protocol": "TCP"}],
+                        "ports": [
+                            {"name": "http", "containerPort": VERIFIER_PORT, "protocol": "TCP"},
+                            {"name": "internal", "containerPort": VERIFIER_INTERNAL_PORT, "protocol": "TCP"},
+                        ],
                         "readinessProbe": {
                             "httpGet": {"path": "/readyz", "port": "http"},
                             "initialDelaySeconds": 3,
@@ -445,7 +453,10 @@ fn service(ns: &str) -> Value {
         "spec": {
             "type": "ClusterIP",
             "selector": {"app": VERIFIER},
-            "ports": [{"name": "http", "port": VERIFIER_PORT, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "port": VERIFIER_PORT, "targetPort": "http", "protocol": "TCP"},
+                {"name": "internal", "port": VERIFIER_INTERNAL_PORT, "targetPort": "internal", "protocol": "TCP"},
+            ],
         },
     })
 }
@@ -461,7 +472,7 @@ fn service_monitor(ns: &str) -> Value {
         "metadata": {"name": VERIFIER, "namespace": ns, "labels": monitor_labels(VERIFIER)},
         "spec": {
             "selector": {"matchLabels": {"app": VERIFIER}},
-            "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}],
+            "endpoints": [{"port": "internal", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}],
         },
     })
 }
@@ -746,7 +757,9 @@ mod tests {
                 "--route-source",
                 "kube",
                 "--listen",
-                ":8080"
+                ":8080",
+                "--internal-listen",
+                ":9090"
             ])
         );
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
@@ -758,6 +771,10 @@ mod tests {
         assert!(c["resources"]["requests"].is_object());
         let svc = find(&docs, "Service", VERIFIER);
         assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+        assert_eq!(svc["spec"]["ports"][1]["name"], "internal");
+        assert_eq!(svc["spec"]["ports"][1]["port"], 9090);
+        let sm = find(&docs, "ServiceMonitor", VERIFIER);
+        assert_eq!(sm["spec"]["endpoints"][0]["port"], "internal");
     }
 
     #[test]

@@ -2,9 +2,14 @@
 //! request. The original request is described by `X-Forwarded-{Uri,Host,Proto,Method}` and
 //! its headers (the payment header among them).
 //!
-//! ForwardAuth never sees the upstream's answer, so by default it verifies only and never
-//! settles ("charged" = verified, as in the obol-stack verifier). `--settle-before-grant` (or
-//! `verifyOnly: false` in the offers file) settles before answering 200.
+//! Fails closed: a forwarded URI that has no single meaning, that no offer covers, or that
+//! arrives with `X-Forwarded-Prefix` (so it is not the path the proxy routed on) is refused,
+//! never granted. `/verify` answers only on the verifier's internal listener: its 200 carries the
+//! offer's `upstreamAuth` for Traefik to inject.
+//!
+//! ForwardAuth never sees the upstream's answer. With `--settle-before-grant` (or
+//! `verifyOnly: false` in the offers file) it settles before answering 200; otherwise it only
+//! verifies (access without payment moving).
 
 use std::sync::Arc;
 
@@ -13,9 +18,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER, error_json};
-use super::routes::Lookup;
-use crate::offers::path_of;
+use super::admit::admit;
+use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER};
+use super::refusal::Refusal;
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -27,47 +32,21 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `* /verify`.
 pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
-    // The request's own headers, borrowed: the `HeaderMap` extractor would clone them all.
-    let headers = req.headers();
-    let Some(uri) = header_str(headers, "x-forwarded-uri") else {
-        return error_json(
-            StatusCode::FORBIDDEN,
-            "forbidden: missing forwarded URI",
-            "missing_forwarded_uri",
-            Some("/verify is a ForwardAuth endpoint: the proxy must send X-Forwarded-Uri"),
-            Some(false),
-            None,
-        );
-    };
-    let table = app.table.load_full();
-    if !table.loaded {
-        // Fail closed: before the first load nothing is known to be free.
-        return error_json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: routes not loaded",
-            "not_ready",
-            None,
-            Some(true),
-            None,
-        );
+    match verify(&app, req.headers()).await {
+        Ok(r) => r,
+        Err(r) => r,
     }
-    let live = match table.lookup(path_of(uri)) {
-        Lookup::Route(live) => Arc::clone(live),
-        // A broken offer: fail closed.
-        Lookup::Unavailable(u) => return u.response(),
-        // Not a paid route: free.
-        Lookup::None => return StatusCode::OK.into_response(),
-    };
-    if live.route.paused {
-        return error_json(
-            StatusCode::NOT_FOUND,
-            "offer paused",
-            "offer_paused",
-            Some("the seller paused this offer; nothing was charged"),
-            Some(false),
-            None,
-        );
+}
+
+async fn verify(app: &AppState, headers: &HeaderMap) -> Result<Response, Response> {
+    let refused = |r: Refusal| r.into_response();
+    if headers.contains_key("x-forwarded-prefix") {
+        return Err(refused(Refusal::ForwardedPrefix));
     }
+    let uri = header_str(headers, "x-forwarded-uri")
+        .ok_or_else(|| refused(Refusal::MissingForwardedUri))?;
+    let admitted = admit(app, uri).map_err(refused)?;
+    let live = &admitted.live;
     let host = header_str(headers, "x-forwarded-host")
         .or_else(|| header_str(headers, "host"))
         .unwrap_or("localhost");
@@ -75,21 +54,21 @@ pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response 
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let resource_url = format!("{proto}://{host}{uri}");
-    let paid = match gate::evaluate(&app.replay, &table, &live, headers, &resource_url).await {
-        Decision::Refused(r) => return r,
+    let resource_url = format!("{proto}://{host}{}", admitted.path);
+    let paid = match gate::evaluate(app, &admitted.table, live, headers, &resource_url).await {
+        Decision::Refused(r) => return Err(r),
         Decision::Paid(p) => p,
     };
     let payer = paid.payer;
     let mut resp = StatusCode::OK.into_response();
-    if table.settle_before_grant {
-        match gate::settle(&table, *paid).await {
+    if admitted.table.settle_before_grant {
+        match gate::settle(app, &admitted.table, *paid).await {
             Settlement::Settled(receipt) => {
-                for (k, v) in gate::receipt_headers(&receipt) {
+                for (k, v) in super::respond::receipt_headers(&receipt) {
                     resp.headers_mut().insert(k, v);
                 }
             }
-            Settlement::Failed(r) => return r,
+            Settlement::Failed(r) => return Err(r),
         }
     } else {
         // Verify-only: the payment is used (held until validBefore) and counted as charged.
@@ -107,5 +86,5 @@ pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response 
         h.insert(X_PAYMENT_PAYER, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    Ok(resp)
 }

@@ -10,25 +10,32 @@
 //! 6. facilitator `/verify`: unreachable/timeout/5xx → 503 (retriable), invalid → 402.
 //!
 //! [`settle`] then turns a verified payment into a receipt, or into the right refusal.
+//!
+//! The claim binds the authorization to this exact payment header, route and requirement
+//! ([`Binding`]): only that payment can resume a settlement whose outcome was unknown, and a
+//! "nonce already used" answer on such a retry is a grant only when the chain shows the nonce
+//! was used by the transfer this payment authorized (to this route's `payTo`, its full price).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use alloy_primitives::Address;
-use arc_swap::ArcSwapOption;
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::replay::{Claim, ReplayGuard, ReplayKey, Replayed};
+use super::AppState;
+use super::refusal::Refusal;
+use super::replay::{Binding, Claim, ReplayKey};
+use super::respond::{Style, payment_required, requirement_v1, unpaid, wants_html};
 use super::routes::{LiveRoute, RouteTable};
 use crate::offers::Route;
+use crate::x402::chain;
 use crate::x402::codec::{PAYMENT_SIGNATURE, X_PAYMENT};
 use crate::x402::eip3009::{self, Expected};
 use crate::x402::facilitator::FacilitatorError;
-use crate::x402::wire::{PaymentPayload, ResourceInfo, SettleResponse};
+use crate::x402::wire::{PaymentPayload, SettleResponse};
 
 /// `X-Payment-Payer`: the verified payer, set on granted requests (upstream / Traefik).
 pub const X_PAYMENT_PAYER: &str = "x-payment-payer";
@@ -41,11 +48,23 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Which x402 version an answer is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    V1,
-    V2,
+/// The verifier's one clock for time checks (authorization windows, replay expiry). Tests
+/// move it with [`Clock::advance`] to drive expiry.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Unix seconds, as this verifier sees them.
+    pub fn now(&self) -> u64 {
+        unix_now().saturating_add_signed(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and every copy of it) by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::Relaxed);
+    }
 }
 
 /// The outcome of [`evaluate`].
@@ -72,246 +91,6 @@ impl Paid {
     pub fn route(&self) -> &Route {
         &self.live.route
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// responses
-
-/// A JSON error body: `{"error", "reason", "detail"?, "retriable"?}` plus `extra` fields.
-pub fn error_json(
-    status: StatusCode,
-    error: &str,
-    reason: &str,
-    detail: Option<&str>,
-    retriable: Option<bool>,
-    extra: Option<Value>,
-) -> Response {
-    let mut body = json!({"error": error, "reason": reason});
-    if let Some(d) = detail {
-        body["detail"] = Value::from(d);
-    }
-    if let Some(r) = retriable {
-        body["retriable"] = Value::from(r);
-    }
-    if let Some(Value::Object(m)) = extra {
-        for (k, v) in m {
-            body[k] = v;
-        }
-    }
-    let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/html") || v.contains("application/xhtml+xml"))
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The path of an absolute URL (`https://h/a/b?q` -> `/a/b`), without parsing it fully.
-fn url_path(url: &str) -> &str {
-    let after_scheme = url.find("://").map(|i| &url[i + 3..]).unwrap_or(url);
-    let path = after_scheme
-        .find('/')
-        .map(|i| &after_scheme[i..])
-        .unwrap_or("/");
-    crate::offers::path_of(path)
-}
-
-fn description(route: &Route, resource_url: &str) -> String {
-    if route.description.is_empty() {
-        format!("Payment required for {}", url_path(resource_url))
-    } else {
-        route.description.clone()
-    }
-}
-
-/// The v1 requirement of a route whose network has a v1 name.
-fn requirement_v1(route: &Route, resource_url: &str) -> Option<Value> {
-    let v1 = route.network.v1_name.as_deref()?;
-    let r = route.requirement();
-    Some(json!({
-        "scheme": r.scheme,
-        "network": v1,
-        "maxAmountRequired": r.amount,
-        "asset": r.asset,
-        "payTo": r.pay_to,
-        "resource": resource_url,
-        "description": description(route, resource_url),
-        "mimeType": "application/json",
-        "maxTimeoutSeconds": r.max_timeout_seconds,
-        "extra": r.extra,
-    }))
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// The 402 answer: v2 body + `PAYMENT-REQUIRED` header (or the v1 body when answering a v1
-/// payment), an HTML page for browsers (still 402, same header).
-pub fn payment_required(
-    route: &Route,
-    resource_url: &str,
-    error: &str,
-    style: Style,
-    html: bool,
-) -> Response {
-    if style == Style::V1
-        && let Some(req) = requirement_v1(route, resource_url)
-    {
-        let body = json!({"x402Version": 1, "error": error, "accepts": [req]});
-        let mut resp = (StatusCode::PAYMENT_REQUIRED, axum::Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return resp;
-    }
-    let (body, encoded) = render_v2(route, resource_url, error);
-    if html {
-        let mut resp = v2_response(Body::from(html_page(route, resource_url)), encoded);
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        return resp;
-    }
-    v2_response(Body::from(body), encoded)
-}
-
-/// The error of a 402 to a request without a payment.
-pub const PAYMENT_SIGNATURE_REQUIRED: &str = "PAYMENT-SIGNATURE header is required";
-
-/// The v2 402 body and its base64 `PAYMENT-REQUIRED` header value (cached per route by the
-/// caller).
-fn render_v2(route: &Route, resource_url: &str, error: &str) -> (Bytes, HeaderValue) {
-    let resource = ResourceInfo {
-        url: resource_url.to_string(),
-        description: Some(description(route, resource_url)),
-        mime_type: Some("application/json".to_string()),
-    };
-    let body = format!(
-        r#"{{"x402Version":2,"error":{},"resource":{},"accepts":[{}]}}"#,
-        serde_json::to_string(error).unwrap_or_else(|_| "\"\"".into()),
-        serde_json::to_string(&resource).unwrap_or_else(|_| "{}".into()),
-        route.requirement_json(),
-    );
-    let encoded = HeaderValue::from_maybe_shared(Bytes::from(b64(body.as_bytes())))
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
-    (Bytes::from(body), encoded)
-}
-
-/// A 402 with the v2 headers (JSON content type; the HTML page replaces it).
-fn v2_response(body: Body, payment_required: HeaderValue) -> Response {
-    let mut resp = Response::new(body);
-    *resp.status_mut() = StatusCode::PAYMENT_REQUIRED;
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        HeaderName::from_static(PAYMENT_REQUIRED_LOWER),
-        payment_required,
-    );
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-/// `PAYMENT-REQUIRED` as a header name (lower case, as `HeaderName::from_static` wants it).
-const PAYMENT_REQUIRED_LOWER: &str = "payment-required";
-
-/// The last unpaid 402 a route rendered, for the resource URL it was rendered for. Clients
-/// probe the same URL again and again (an agent before paying, a crawler, a load balancer's
-/// health check), and the answer depends only on the route and that URL, so a repeat costs one
-/// string comparison and two reference-count increments instead of JSON + base64 rendering.
-/// One entry per route: a miss renders and replaces it. A reload builds new routes, so a cached
-/// answer never outlives the route it was rendered from.
-#[derive(Debug, Default)]
-pub struct UnpaidCache(ArcSwapOption<Rendered402>);
-
-#[derive(Debug)]
-pub struct Rendered402 {
-    resource_url: Box<str>,
-    body: Bytes,
-    header: HeaderValue,
-}
-
-/// The 402 to a request without a payment (v2; the HTML page for browsers), from the route's
-/// [`UnpaidCache`] when it was rendered for the same resource URL.
-pub fn unpaid(live: &LiveRoute, resource_url: &str, html: bool) -> Response {
-    if html {
-        return payment_required(
-            &live.route,
-            resource_url,
-            PAYMENT_SIGNATURE_REQUIRED,
-            Style::V2,
-            true,
-        );
-    }
-    if let Some(hit) = &*live.unpaid.0.load()
-        && *hit.resource_url == *resource_url
-    {
-        return v2_response(Body::from(hit.body.clone()), hit.header.clone());
-    }
-    let (body, header) = render_v2(&live.route, resource_url, PAYMENT_SIGNATURE_REQUIRED);
-    let resp = v2_response(Body::from(body.clone()), header.clone());
-    live.unpaid.0.store(Some(Arc::new(Rendered402 {
-        resource_url: resource_url.into(),
-        body,
-        header,
-    })));
-    resp
-}
-
-fn html_page(route: &Route, resource_url: &str) -> String {
-    let price = format!("{} {}", route.price, route.asset.symbol);
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Payment required</title></head>\n\
-         <body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\n\
-         <h1>402 Payment required</h1>\n<p>{desc}</p>\n\
-         <table>\n<tr><th align=left>Price</th><td>{price}</td></tr>\n\
-         <tr><th align=left>Network</th><td>{net} ({caip2})</td></tr>\n\
-         <tr><th align=left>Pay to</th><td><code>{pay_to}</code></td></tr>\n\
-         <tr><th align=left>Resource</th><td><code>{url}</code></td></tr>\n</table>\n\
-         <p>Pay with an x402 client, e.g. <code>obol buy pay {url}</code>. The payment \
-         requirements are in the <code>PAYMENT-REQUIRED</code> response header.</p>\n\
-         </body></html>\n",
-        desc = html_escape(&description(route, resource_url)),
-        price = html_escape(&price),
-        net = html_escape(&route.network.name),
-        caip2 = html_escape(&route.network.caip2),
-        pay_to = route.pay_to.to_checksum(None),
-        url = html_escape(resource_url),
-    )
-}
-
-/// Headers carrying a settlement receipt (`PAYMENT-RESPONSE` and `X-PAYMENT-RESPONSE`).
-pub fn receipt_headers(settle: &SettleResponse) -> [(HeaderName, HeaderValue); 2] {
-    let value = b64(&serde_json::to_vec(settle).unwrap_or_default());
-    let value = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
-    [
-        (HeaderName::from_static("payment-response"), value.clone()),
-        (HeaderName::from_static("x-payment-response"), value),
-    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,9 +144,20 @@ fn match_requirement(route: &Route, payload: &PaymentPayload, resource_url: &str
     }
 }
 
+/// Which payment header a request carries: `PAYMENT-SIGNATURE` (v2) wins over `X-PAYMENT`.
+fn header_of(headers: &HeaderMap) -> Result<Option<(&'static str, &str)>, Refusal> {
+    match payment_header(headers) {
+        None => Ok(None),
+        Some(Err(())) => Err(Refusal::InvalidPaymentHeader(
+            "the header value is not ASCII text".into(),
+        )),
+        Some(Ok(nv)) => Ok(Some(nv)),
+    }
+}
+
 /// Runs checks 1-6 for a request that matched the paid, unpaused route `live`.
 pub async fn evaluate(
-    replay: &Arc<ReplayGuard>,
+    app: &AppState,
     table: &RouteTable,
     live: &Arc<LiveRoute>,
     headers: &HeaderMap,
@@ -381,34 +171,18 @@ pub async fn evaluate(
         Decision::Refused(resp)
     };
 
-    let (name, value) = match payment_header(headers) {
-        None => {
+    let (name, value) = match header_of(headers) {
+        Ok(Some(nv)) => nv,
+        Ok(None) => {
             m.required();
             return Decision::Refused(unpaid(live, resource_url, wants_html(headers)));
         }
-        Some(Err(())) => {
-            return refuse(error_json(
-                StatusCode::BAD_REQUEST,
-                "Invalid payment header",
-                "invalid_payment_header",
-                Some("the header value is not ASCII text"),
-                Some(false),
-                None,
-            ));
-        }
-        Some(Ok(nv)) => nv,
+        Err(r) => return refuse(r.into_response()),
     };
     let payload = match PaymentPayload::from_header(name, value) {
         Ok(p) => p,
         Err(e) => {
-            return refuse(error_json(
-                StatusCode::BAD_REQUEST,
-                "Invalid payment header",
-                "invalid_payment_header",
-                Some(&format!("{name}: {e}")),
-                Some(false),
-                None,
-            ));
+            return refuse(Refusal::InvalidPaymentHeader(format!("{name}: {e}")).into_response());
         }
     };
     let style = if payload.version() == 1 && route.network.v1_name.is_some() {
@@ -426,7 +200,7 @@ pub async fn evaluate(
         ));
     };
 
-    let now = unix_now();
+    let now = app.clock.now();
     let expected = Expected::for_asset(
         route.network.chain_id,
         &route.asset,
@@ -454,28 +228,21 @@ pub async fn evaluate(
         from: checked.payer,
         nonce: checked.nonce,
     };
-    let claim = match replay.claim(key, checked.valid_before, now) {
+    let binding = Binding::of(
+        value.as_bytes(),
+        &route_identity(route),
+        &requirements.to_string(),
+    );
+    let claim = match app.replay.claim(key, binding, checked.valid_before, now) {
         Ok(c) => c,
         Err(r) => {
             tracing::info!(offer = %route.display_name(), payer = %checked.payer, "payment refused: {r}");
-            return refuse(error_json(
-                StatusCode::CONFLICT,
-                &r.to_string(),
-                "payment_replayed",
-                Some(match r {
-                    Replayed::InFlight => {
-                        "another request is using this payment right now; if it fails, the same payment can be retried"
-                    }
-                    Replayed::Used => "each payment buys one request; sign a new one",
-                }),
-                Some(r == Replayed::InFlight),
-                None,
-            ));
+            return refuse(Refusal::Replayed(r).into_response());
         }
     };
 
-    // A retry of a payment whose settlement outcome was unknown was verified before and may
-    // already be settled (then /verify would call it used): go straight to settlement.
+    // A retry of this very payment whose settlement outcome was unknown was verified before and
+    // may already be settled (then /verify would call it used): go straight to settlement.
     if !claim.retry_of_unsettled() {
         match table.facilitator.verify(&payload, &requirements).await {
             Ok(v) if v.is_valid => {}
@@ -504,16 +271,13 @@ pub async fn evaluate(
                     _ => "facilitator_error",
                 };
                 // The claim is dropped: the buyer may retry with the same payment.
-                return Decision::Refused(error_json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Payment verification failed",
-                    reason,
-                    Some(&e.to_string()),
-                    Some(true),
-                    Some(json!({
-                        "hint": "nothing was charged; retry later with the same payment header",
-                    })),
-                ));
+                return Decision::Refused(
+                    Refusal::VerifyUnavailable {
+                        reason,
+                        detail: e.to_string(),
+                    }
+                    .into_response(),
+                );
             }
         }
     }
@@ -527,6 +291,14 @@ pub async fn evaluate(
         style,
         resource_url: resource_url.to_string(),
     }))
+}
+
+/// What a payment is bound to besides its bytes: the offer and the route's pattern.
+fn route_identity(route: &Route) -> String {
+    format!(
+        "{}/{} {}",
+        route.offer_namespace, route.offer_name, route.pattern
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,8 +321,11 @@ fn nonce_used(reason: &str) -> bool {
         || r.contains("duplicate_settlement")
 }
 
+/// How long the chain is asked about an earlier settlement.
+const CHAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Settles a verified payment and records the charge.
-pub async fn settle(table: &RouteTable, paid: Paid) -> Settlement {
+pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlement {
     let Paid {
         live,
         payload,
@@ -597,21 +372,51 @@ pub async fn settle(table: &RouteTable, paid: Paid) -> Settlement {
             ..
         }) => {
             if retry && nonce_used(&reason) {
-                // The earlier attempt, whose answer was lost, did settle: the nonce can only
-                // have been used by this very authorization (to us, for the full price).
-                tracing::warn!(
-                    offer = %route.display_name(),
-                    payer = %payer,
-                    "settlement retry found the authorization already used: the earlier settlement went through"
-                );
-                let receipt = SettleResponse {
-                    success: true,
-                    payer: Some(payer.to_checksum(None)),
-                    network: route.network.caip2.clone(),
-                    amount: Some(route.amount.to_string()),
-                    ..Default::default()
+                // The earlier attempt, whose answer was lost, may have gone through; or the nonce
+                // was used by something else. Only the chain can tell.
+                return match earlier_settlement(app, route, &claim).await {
+                    Ok(Some(tx)) => {
+                        tracing::warn!(
+                            offer = %route.display_name(),
+                            payer = %payer,
+                            transaction = %tx,
+                            "settlement retry: the earlier settlement went through (confirmed on chain)"
+                        );
+                        let receipt = SettleResponse {
+                            success: true,
+                            payer: Some(payer.to_checksum(None)),
+                            transaction: tx.to_string(),
+                            network: route.network.caip2.clone(),
+                            amount: Some(route.amount.to_string()),
+                            ..Default::default()
+                        };
+                        charged(claim, receipt)
+                    }
+                    Ok(None) => {
+                        tracing::warn!(
+                            offer = %route.display_name(),
+                            payer = %payer,
+                            "settlement retry: the authorization's nonce was used by another transfer; refused"
+                        );
+                        claim.consume();
+                        m.failed();
+                        Settlement::Failed(Refusal::AuthorizationUsedElsewhere.into_response())
+                    }
+                    Err(detail) => {
+                        tracing::error!(
+                            offer = %route.display_name(),
+                            "settlement retry: cannot confirm the earlier settlement on chain: {detail}"
+                        );
+                        claim.mark_unsettled();
+                        Settlement::Failed(
+                            Refusal::SettlementUnknown {
+                                timeout: false,
+                                detail,
+                            }
+                            .into_response(),
+                        )
+                    }
                 };
-                return charged(claim, receipt);
             }
             let receipt = SettleResponse {
                 success: false,
@@ -628,18 +433,7 @@ pub async fn settle(table: &RouteTable, paid: Paid) -> Settlement {
             // outcome is still unknown.
             tracing::warn!(offer = %route.display_name(), "settlement not attempted: {e}");
             drop(claim);
-            Settlement::Failed(error_json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Payment settlement failed",
-                "facilitator_unreachable",
-                Some(&e.to_string()),
-                Some(true),
-                Some(json!({
-                    "paymentVerified": true,
-                    "paymentSettled": false,
-                    "hint": "nothing was charged; retry later with the same payment header",
-                })),
-            ))
+            Settlement::Failed(Refusal::SettleUnreachable(e.to_string()).into_response())
         }
         Err(e @ FacilitatorError::SettlementUnknown { .. })
         | Err(e @ FacilitatorError::Timeout { .. })
@@ -650,16 +444,39 @@ pub async fn settle(table: &RouteTable, paid: Paid) -> Settlement {
         Err(e) => {
             tracing::warn!(offer = %route.display_name(), "settlement refused by the facilitator: {e}");
             drop(claim);
-            Settlement::Failed(error_json(
-                StatusCode::BAD_GATEWAY,
-                "Payment settlement failed",
-                "facilitator_error",
-                Some(&e.to_string()),
-                Some(false),
-                Some(json!({"paymentVerified": true, "paymentSettled": false})),
-            ))
+            Settlement::Failed(Refusal::SettleError(e.to_string()).into_response())
         }
     }
+}
+
+/// The transaction of an earlier settlement of this payment, read from the chain: `Ok(None)`
+/// when the nonce was used by anything but a transfer of this route's full price from the payer
+/// to its payTo; `Err` when the chain cannot be asked.
+async fn earlier_settlement(
+    app: &AppState,
+    route: &Route,
+    claim: &Claim,
+) -> Result<Option<alloy_primitives::B256>, String> {
+    let Some(rpc) = route.network.rpc.as_deref() else {
+        return Err(format!(
+            "no RPC endpoint is configured for {} (add `rpc:` to its networks.yaml entry), so the earlier settlement cannot be confirmed",
+            route.network.caip2
+        ));
+    };
+    let key = claim.key();
+    let found = chain::authorization_transfer(
+        &app.upstream,
+        rpc,
+        key.asset,
+        key.from,
+        key.nonce,
+        CHAIN_TIMEOUT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(found
+        .filter(|t| t.from == key.from && t.to == route.pay_to && t.value == route.amount)
+        .map(|t| t.transaction))
 }
 
 fn unknown(route: &Route, claim: Claim, e: &FacilitatorError) -> Settlement {
@@ -668,25 +485,15 @@ fn unknown(route: &Route, claim: Claim, e: &FacilitatorError) -> Settlement {
         "settlement outcome unknown, the payment may have settled: {e}"
     );
     claim.mark_unsettled();
-    let status = if matches!(e, FacilitatorError::SettlementUnknown { detail } if detail.starts_with("no answer"))
-        || matches!(e, FacilitatorError::Timeout { .. })
-    {
-        StatusCode::GATEWAY_TIMEOUT
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    Settlement::Failed(error_json(
-        status,
-        "Payment settlement outcome unknown",
-        "settlement_unknown",
-        Some(&e.to_string()),
-        Some(true),
-        Some(json!({
-            "paymentVerified": true,
-            "paymentSettled": Value::Null,
-            "hint": "the payment may have settled; retry with the SAME payment header, never a new signature",
-        })),
-    ))
+    let timeout = matches!(e, FacilitatorError::SettlementUnknown { detail } if detail.starts_with("no answer"))
+        || matches!(e, FacilitatorError::Timeout { .. });
+    Settlement::Failed(
+        Refusal::SettlementUnknown {
+            timeout,
+            detail: e.to_string(),
+        }
+        .into_response(),
+    )
 }
 
 fn settle_refused(
@@ -705,7 +512,7 @@ fn settle_refused(
     m.failed();
     let mut resp = payment_required(route, resource_url, &reason, style, false);
     if let Some(r) = receipt {
-        for (k, v) in receipt_headers(&r) {
+        for (k, v) in super::respond::receipt_headers(&r) {
             resp.headers_mut().insert(k, v);
         }
     }
@@ -725,33 +532,11 @@ mod tests {
     }
 
     #[test]
-    fn url_paths() {
-        assert_eq!(url_path("https://h.example/a/b?q=1"), "/a/b");
-        assert_eq!(url_path("http://h:1"), "/");
-        assert_eq!(url_path("http://h:1/"), "/");
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            html_escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
-
-    #[test]
-    fn receipts_go_in_both_headers() {
-        let r = SettleResponse {
-            success: true,
-            transaction: "0xabc".into(),
-            network: "eip155:31337".into(),
-            ..Default::default()
-        };
-        let h = receipt_headers(&r);
-        assert_eq!(h[0].0.as_str(), "payment-response");
-        assert_eq!(h[1].0.as_str(), "x-payment-response");
-        let decoded: SettleResponse =
-            crate::x402::codec::decode_header(h[0].1.to_str().unwrap()).unwrap();
-        assert_eq!(decoded, r);
+    fn the_clock_moves_every_copy() {
+        let c = Clock::default();
+        let copy = c.clone();
+        let before = copy.now();
+        c.advance(3600);
+        assert!(copy.now() >= before + 3600);
     }
 }

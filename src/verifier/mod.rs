@@ -3,20 +3,32 @@
 //! - [`routes`]: the route table from the offers file (polled) and the ServiceOffers, merged
 //!   and swapped atomically;
 //! - [`kube_source`]: `--route-source kube|both`: the ServiceOffer watch and status writer;
-//! - [`gate`]: the payment checks shared by both modes, 402 answers, settlement;
+//! - [`request_path`]: the canonical request path, parsed once at the edge;
+//! - [`admit`]: the first phase of every request (ready? path? route? served now?);
+//! - [`gate`]: deciding: the payment checks shared by both modes, settlement;
+//! - [`respond`]: the 402 answers and receipts; [`refusal`]: every other refusal;
 //! - [`forward_auth`]: `/verify` for Traefik ForwardAuth (verify only by default);
-//! - [`proxy`]: the paying reverse proxy (settles after the upstream answered < 400);
+//! - [`proxy`]: the paying reverse proxy (settles after the upstream answered 2xx);
 //! - [`replay`]: one payment, one service;
 //! - [`metrics`]: `obol_x402_verifier_*` on `/metrics`.
 //!
-//! Also `/healthz` (always 200) and `/readyz` (503 until the first successful route load).
+//! Listeners by trust: the listener that carries the paying proxy carries nothing else that a
+//! buyer could use. ForwardAuth (`/verify`, whose 200 carries the offer's `upstreamAuth`) and
+//! `/metrics` are served on `--internal-listen`, meant for the cluster network; without one they
+//! are served on `--listen` only when that is safe (mode `forward-auth`, which has no public
+//! surface, or a loopback `--listen`). Both listeners answer `/healthz` (always 200) and
+//! `/readyz` (503 until the first successful route load).
 
+pub mod admit;
 pub mod forward_auth;
 pub mod gate;
 pub mod kube_source;
 pub mod metrics;
 pub mod proxy;
+pub mod refusal;
 pub mod replay;
+pub mod request_path;
+pub mod respond;
 pub mod routes;
 
 #[cfg(test)]
@@ -71,6 +83,8 @@ impl Mode {
 pub struct VerifierConfig {
     /// `:8080` (all interfaces), `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`.
     pub listen: String,
+    /// The listener for the cluster network: ForwardAuth and `/metrics`.
+    pub internal_listen: Option<String>,
     pub offers_file: PathBuf,
     /// Overrides the file's `facilitatorURL`.
     pub facilitator: Option<String>,
@@ -95,6 +109,10 @@ pub enum ServeError {
     Facilitator(String),
     #[error("--route-source {0} needs a cluster (no Kubernetes client was configured)")]
     NoCluster(&'static str),
+    #[error(
+        "--mode both on the non-loopback listener {0} would put ForwardAuth (/verify, which hands out upstream credentials) and /metrics next to the public proxy: give them --internal-listen ADDR (e.g. :9090, reachable only from the cluster network), or use --mode proxy, or listen on 127.0.0.1"
+    )]
+    InternalListenerNeeded(String),
     #[error("server error: {0}")]
     Server(std::io::Error),
 }
@@ -107,32 +125,79 @@ pub struct AppState {
     /// Client for upstreams (proxy mode).
     pub upstream: reqwest::Client,
     pub mode: Mode,
+    /// The clock of every time check.
+    pub clock: gate::Clock,
 }
 
-/// The router over `state`.
-pub fn router(state: Arc<AppState>) -> Router {
-    let mut r = Router::new()
-        .route("/healthz", get(healthz))
+/// Where the internal endpoints (ForwardAuth, `/metrics`) are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Internal {
+    /// On the main listener too (mode forward-auth, or a loopback `--listen`).
+    OnMain,
+    /// Only on the internal listener (or nowhere, without one).
+    Separate,
+}
+
+fn health_routes(r: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+    r.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text));
-    if state.mode.forward_auth() {
-        r = r.route("/verify", any(forward_auth::handle));
-    }
-    if state.mode.proxy() {
-        r = r.fallback(proxy::handle);
+}
+
+fn internal_routes(r: Router<Arc<AppState>>, mode: Mode) -> Router<Arc<AppState>> {
+    let r = r.route("/metrics", get(metrics_text));
+    if mode.forward_auth() {
+        r.route("/verify", any(forward_auth::handle))
     } else {
-        r = r.fallback(|| async {
-            gate::error_json(
-                StatusCode::NOT_FOUND,
-                "not found",
-                "no_route",
-                None,
-                None,
-                None,
-            )
-        });
+        r
     }
+}
+
+async fn not_found() -> Response {
+    refusal::Refusal::NoRoute.into_response()
+}
+
+/// The main listener's router: the proxy (modes proxy, both), and the internal endpoints when
+/// `internal` says they belong here.
+pub fn router(state: Arc<AppState>, internal: Internal) -> Router {
+    let mut r = health_routes(Router::new());
+    if internal == Internal::OnMain {
+        r = internal_routes(r, state.mode);
+    }
+    r = if state.mode.proxy() {
+        r.fallback(proxy::handle)
+    } else {
+        r.fallback(not_found)
+    };
     r.with_state(state)
+}
+
+/// The internal listener's router: ForwardAuth (modes forward-auth, both) and `/metrics`.
+pub fn internal_router(state: Arc<AppState>) -> Router {
+    let mode = state.mode;
+    internal_routes(health_routes(Router::new()), mode)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Where the internal endpoints go for a main listener bound to `main`.
+pub fn placement(
+    mode: Mode,
+    main: std::net::SocketAddr,
+    internal_listen: bool,
+) -> Result<Internal, ServeError> {
+    if internal_listen {
+        return Ok(Internal::Separate);
+    }
+    if mode == Mode::ForwardAuth || main.ip().is_loopback() {
+        return Ok(Internal::OnMain);
+    }
+    if mode.forward_auth() {
+        return Err(ServeError::InternalListenerNeeded(main.to_string()));
+    }
+    tracing::warn!(
+        "/metrics is not served: the proxy listens on {main}, which is not loopback; give --internal-listen ADDR to serve it on the cluster network"
+    );
+    Ok(Internal::Separate)
 }
 
 async fn healthz() -> Response {
@@ -225,6 +290,7 @@ impl Verifier {
             metrics,
             upstream: proxy::upstream_client(),
             mode: config.mode,
+            clock: gate::Clock::default(),
         });
         Ok(Verifier {
             state,
@@ -242,16 +308,27 @@ impl Verifier {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let listener = crate::daemon::bind(&self.config.listen).await?;
-        self.serve_on(listener, shutdown).await
+        let internal = match &self.config.internal_listen {
+            Some(addr) => Some(crate::daemon::bind(addr).await?),
+            None => None,
+        };
+        self.serve_on(listener, internal, shutdown).await
     }
 
-    /// [`Verifier::serve`] on an already bound listener.
+    /// [`Verifier::serve`] on already bound listeners (the main one and the internal one).
     pub async fn serve_on(
         self,
         listener: tokio::net::TcpListener,
+        internal: Option<tokio::net::TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let bound = listener.local_addr().map_err(ServeError::Server)?;
+        let placement = placement(self.config.mode, bound, internal.is_some())?;
+        let internal_bound = match &internal {
+            Some(l) => l.local_addr().map_err(ServeError::Server)?.to_string(),
+            None if placement == Internal::OnMain => "(on the main listener)".to_string(),
+            None => "(none)".to_string(),
+        };
         let table = self.state.table.load();
         let cluster = match &self.config.kube {
             Some(k) if self.config.route_source.kube() => format!(
@@ -263,7 +340,7 @@ impl Verifier {
             _ => String::new(),
         };
         tracing::info!(
-            "obol verifier listening on {bound} mode={} routes={} ready={} facilitator={} offers={} route-source={}{cluster}",
+            "obol verifier listening on {bound} mode={} routes={} ready={} facilitator={} offers={} route-source={}{cluster} internal={internal_bound}",
             self.config.mode.as_str(),
             table.len(),
             table.loaded,
@@ -300,17 +377,44 @@ impl Verifier {
             self.reload_interval,
         ));
         let replay = Arc::clone(&self.state.replay);
+        let clock = self.state.clock.clone();
         let pruner = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                replay.prune(gate::unix_now());
+                replay.prune(clock.now());
             }
         });
 
-        let result = crate::daemon::serve(listener, router(Arc::clone(&self.state)), shutdown)
-            .await
-            .map_err(ServeError::Server);
+        // One shutdown signal, every listener drains.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let internal_task = internal.map(|l| {
+            tokio::spawn(crate::daemon::serve(
+                l,
+                internal_router(Arc::clone(&self.state)),
+                stop(),
+            ))
+        });
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let result =
+            crate::daemon::serve(listener, router(Arc::clone(&self.state), placement), stop())
+                .await
+                .map_err(ServeError::Server);
+        if let Some(t) = internal_task {
+            match t.await {
+                Ok(r) => r.map_err(ServeError::Server)?,
+                Err(e) => return Err(ServeError::Server(std::io::Error::other(e.to_string()))),
+            }
+        }
         watcher.abort();
         pruner.abort();
         for t in kube_tasks {

@@ -1,5 +1,6 @@
 //! Proxy mode: the verifier is the seller's gateway. Requests under an offer's path are paid
-//! for, forwarded to its upstream, and settled only once the upstream has answered < 400.
+//! for, forwarded to its upstream, and settled only once the upstream has answered 2xx (an
+//! error or a redirect is passed through unsettled).
 //!
 //! Forwarding: `stripPrefix` removed from the path, query kept, request and response bodies
 //! streamed (never buffered), hop-by-hop headers dropped, payment headers not forwarded,
@@ -13,12 +14,14 @@ use std::sync::Arc;
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER, error_json};
-use super::routes::Lookup;
-use crate::offers::{Route, path_of};
+use super::admit::admit;
+use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER};
+use super::refusal::Refusal;
+use super::request_path::{PathError, RequestPath};
+use crate::offers::Route;
 use crate::x402::codec::{PAYMENT_SIGNATURE, X_PAYMENT};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -53,20 +56,17 @@ fn end_to_end(src: &HeaderMap, dst: &mut HeaderMap) {
     }
 }
 
-/// The upstream URL for a request: base URL + (path without `stripPrefix`) + query.
-pub fn upstream_url(route: &Route, uri: &Uri) -> Option<String> {
+/// The upstream URL for a request: base URL + (canonical path without `stripPrefix`) + query.
+///
+/// The path is the one the route was matched on ([`RequestPath`]: no dot segments, no encoded
+/// separators), so the URL client has nothing left to normalise and the upstream receives a path
+/// under the offer's upstream base. `None` when the route has no upstream, or the result would
+/// not be under the base (checked again on the parsed URL).
+pub fn upstream_url(route: &Route, path: &RequestPath) -> Option<reqwest::Url> {
     let base = route.upstream_url.as_deref()?;
-    let path = uri.path();
     let rest = match route.strip_prefix.as_deref() {
-        Some(p)
-            if path.starts_with(p)
-                && (path.len() == p.len()
-                    || p.ends_with('/')
-                    || path.as_bytes()[p.len()] == b'/') =>
-        {
-            &path[p.len()..]
-        }
-        _ => path,
+        Some(p) => path.below(p).unwrap_or(path.path()),
+        None => path.path(),
     };
     let base = base.trim_end_matches('/');
     let mut url = String::with_capacity(base.len() + rest.len() + 64);
@@ -75,11 +75,21 @@ pub fn upstream_url(route: &Route, uri: &Uri) -> Option<String> {
         url.push('/');
     }
     url.push_str(rest);
-    if let Some(q) = uri.query() {
+    if let Some(q) = path.query() {
         url.push('?');
         url.push_str(q);
     }
-    Some(url)
+    let parsed = reqwest::Url::parse(&url).ok()?;
+    let base_path = reqwest::Url::parse(base)
+        .ok()?
+        .path()
+        .trim_end_matches('/')
+        .to_string();
+    let under = parsed
+        .path()
+        .strip_prefix(base_path.as_str())
+        .is_some_and(|r| r.is_empty() || r.starts_with('/'));
+    under.then_some(parsed)
 }
 
 fn host_of(headers: &HeaderMap, uri: &Uri) -> String {
@@ -107,81 +117,32 @@ pub async fn handle(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    let table = app.table.load_full();
-    if !table.loaded {
-        return error_json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: routes not loaded",
-            "not_ready",
-            None,
-            Some(true),
-            None,
-        );
+    match proxy(&app, client, req).await {
+        Ok(r) => r,
+        Err(r) => r,
     }
-    let path = path_of(req.uri().path());
-    let live = match table.lookup(path) {
-        Lookup::Route(live) => Arc::clone(live),
-        Lookup::Unavailable(u) => return u.response(),
-        Lookup::None => {
-            return error_json(
-                StatusCode::NOT_FOUND,
-                "not found",
-                "no_route",
-                None,
-                None,
-                None,
-            );
-        }
-    };
-    if live.route.paused {
-        return error_json(
-            StatusCode::NOT_FOUND,
-            "offer paused",
-            "offer_paused",
-            Some("the seller paused this offer; nothing was charged"),
-            Some(false),
-            None,
-        );
-    }
+}
+
+async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Response, Response> {
+    let refused = |r: Refusal| r.into_response();
+    let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
+    let admitted = admit(app, target).map_err(refused)?;
+    let live = &admitted.live;
     if live.route.upstream_url.is_none() {
-        return error_json(
-            StatusCode::NOT_FOUND,
-            "offer has no upstream",
-            "no_upstream",
-            Some("this route has no upstreamURL; it is served through ForwardAuth only"),
-            Some(false),
-            None,
-        );
+        return Err(refused(Refusal::NoUpstream));
     }
+    let Some(target) = upstream_url(&live.route, &admitted.path) else {
+        return Err(refused(Refusal::BadPath(PathError::OutsideUpstream)));
+    };
     let host = host_of(req.headers(), req.uri());
     let proto = proto_of(req.headers());
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let mut resource_url =
-        String::with_capacity(proto.len() + 3 + host.len() + path_and_query.len());
-    for part in [proto, "://", host.as_str(), path_and_query] {
-        resource_url.push_str(part);
-    }
-    let paid = match gate::evaluate(&app.replay, &table, &live, req.headers(), &resource_url).await
+    let resource_url = format!("{proto}://{host}{}", admitted.path);
+    let paid = match gate::evaluate(app, &admitted.table, live, req.headers(), &resource_url).await
     {
-        Decision::Refused(r) => return r,
+        Decision::Refused(r) => return Err(r),
         Decision::Paid(p) => p,
     };
-    // Checked above: the route has an upstream.
-    let Some(target) = upstream_url(&live.route, req.uri()) else {
-        return error_json(
-            StatusCode::NOT_FOUND,
-            "offer has no upstream",
-            "no_upstream",
-            None,
-            Some(false),
-            None,
-        );
-    };
-    let proto = proto.to_string();
+    let https = proto == "https";
 
     // Forward.
     let (parts, body) = req.into_parts();
@@ -192,6 +153,7 @@ pub async fn handle(
         PAYMENT_SIGNATURE,
         X_PAYMENT,
         X_PAYMENT_PAYER,
+        "x-forwarded-prefix",
     ] {
         headers.remove(h);
     }
@@ -211,7 +173,7 @@ pub async fn handle(
     }
     headers.insert(
         "x-forwarded-proto",
-        HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
+        HeaderValue::from_static(if https { "https" } else { "http" }),
     );
     if let Some(auth) = &live.route.upstream_auth
         && let Ok(v) = HeaderValue::from_str(auth)
@@ -223,7 +185,7 @@ pub async fn handle(
     }
     let mut upstream = app
         .upstream
-        .request(parts.method.clone(), &target)
+        .request(parts.method.clone(), target)
         .headers(headers);
     if !(body.is_end_stream() || body.size_hint().exact() == Some(0)) {
         upstream = upstream.body(reqwest::Body::wrap_stream(body.into_data_stream()));
@@ -238,38 +200,32 @@ pub async fn handle(
                 "upstream unavailable: {}",
                 e.without_url()
             );
-            return error_json(
-                StatusCode::BAD_GATEWAY,
-                "upstream unavailable",
-                "upstream_unavailable",
-                None,
-                Some(true),
-                Some(serde_json::json!({"paymentVerified": true, "paymentSettled": false})),
-            );
+            return Err(refused(Refusal::UpstreamUnavailable));
         }
     };
     let status = resp.status();
     let mut out_headers = HeaderMap::with_capacity(resp.headers().len() + 4);
     end_to_end(resp.headers(), &mut out_headers);
-    if status.as_u16() >= 400 {
-        // Passed through unsettled; the payment is released for a retry.
+    if !status.is_success() {
+        // An error or a redirect is not what was paid for: passed through unsettled, and the
+        // payment is released for a retry.
         tracing::info!(
             offer = %live.route.display_name(),
             status = status.as_u16(),
-            "upstream error: passed through, not settled"
+            "upstream answered without success: passed through, not settled"
         );
         drop(paid);
-        return build(status, out_headers, resp);
+        return Ok(build(status, out_headers, resp));
     }
-    match gate::settle(&table, *paid).await {
+    match gate::settle(app, &admitted.table, *paid).await {
         Settlement::Settled(receipt) => {
-            for (k, v) in gate::receipt_headers(&receipt) {
+            for (k, v) in super::respond::receipt_headers(&receipt) {
                 out_headers.insert(k, v);
             }
             out_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            build(status, out_headers, resp)
+            Ok(build(status, out_headers, resp))
         }
-        Settlement::Failed(r) => r,
+        Settlement::Failed(r) => Err(r),
     }
 }
 
@@ -312,7 +268,9 @@ mod tests {
     }
 
     fn url(r: &Route, u: &str) -> String {
-        upstream_url(r, &u.parse::<Uri>().unwrap()).unwrap()
+        upstream_url(r, &RequestPath::parse(u).unwrap())
+            .unwrap()
+            .to_string()
     }
 
     #[test]
@@ -323,6 +281,11 @@ mod tests {
             "http://127.0.0.1:9000/v1/chat?x=1&y=2"
         );
         assert_eq!(url(&r, "/services/demo"), "http://127.0.0.1:9000/");
+        // What was matched is what is sent: unreserved escapes decoded, others kept.
+        assert_eq!(
+            url(&r, "/services/demo/%761/a%20b"),
+            "http://127.0.0.1:9000/v1/a%20b"
+        );
         assert_eq!(url(&r, "/services/demo/"), "http://127.0.0.1:9000/");
         let r = route("http://up:1/base/", Some("/services/demo"));
         assert_eq!(url(&r, "/services/demo/a"), "http://up:1/base/a");

@@ -10,7 +10,12 @@
 //!   anyway, and is pruned.
 //! - [`Claim::mark_unsettled`]: settlement was attempted and its outcome is unknown. The key
 //!   is kept, but the **same** payment may be presented again (once at a time); that retry is
-//!   told so ([`Claimed::retry_of_unsettled`]) and finishes the settlement.
+//!   told so ([`Claim::retry_of_unsettled`]) and finishes the settlement.
+//!
+//! Every entry remembers the [`Binding`] of the payment that claimed it: a digest of the exact
+//! payment header, the route and the requirement it was checked against. Only a claim with the
+//! same binding may resume an unsettled payment; another authorization that reuses the nonce
+//! (for a dearer offer, or re-signed) is refused, so a payment buys only what it paid for.
 //! - dropped: the request was refused for a reason that did not use the payment (facilitator
 //!   unreachable, upstream error, client gone). The key is released so the buyer can retry with
 //!   the same header.
@@ -42,9 +47,28 @@ enum State {
     Used,
 }
 
+/// What one payment was presented for: `keccak256` of the payment header's bytes, the route
+/// and the requirement (see [`Binding::of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Binding(pub B256);
+
+impl Binding {
+    /// The binding of `header` (the payment header value, as received) presented for the route
+    /// `route` (its identity: offer and pattern) under `requirement` (its JSON).
+    pub fn of(header: &[u8], route: &str, requirement: &str) -> Binding {
+        let mut h = alloy_primitives::Keccak256::new();
+        for part in [header, route.as_bytes(), requirement.as_bytes()] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        Binding(h.finalize())
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     state: State,
+    binding: Binding,
     /// `validBefore` (unix seconds).
     expires: u64,
 }
@@ -56,6 +80,9 @@ pub enum Replayed {
     InFlight,
     #[error("this payment has already been used")]
     Used,
+    /// Another payment with this authorization's nonce is unsettled (outcome unknown).
+    #[error("this authorization is held by another payment whose settlement is unresolved")]
+    Unresolved,
 }
 
 /// The set of claimed payments. Cheap to share (`Arc`); sharded to keep lock contention low.
@@ -78,6 +105,7 @@ impl Default for ReplayGuard {
 pub struct Claim {
     guard: Arc<ReplayGuard>,
     key: ReplayKey,
+    binding: Binding,
     expires: u64,
     retry_of_unsettled: bool,
     done: bool,
@@ -100,20 +128,26 @@ impl ReplayGuard {
         self.shard(key).lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Claims `key` until `valid_before` (unix seconds), atomically.
+    /// Claims `key` for the payment `binding` until `valid_before` (unix seconds), atomically.
     pub fn claim(
         self: &Arc<Self>,
         key: ReplayKey,
+        binding: Binding,
         valid_before: u64,
         now: u64,
     ) -> Result<Claim, Replayed> {
         let mut map = self.lock(&key);
         let mut retry = false;
+        let mut expires = valid_before;
         if let Some(e) = map.get(&key) {
             match e.state {
                 State::InFlight => return Err(Replayed::InFlight),
                 State::Used if e.expires > now => return Err(Replayed::Used),
-                State::Unsettled => retry = true,
+                State::Unsettled if e.binding != binding => return Err(Replayed::Unresolved),
+                State::Unsettled => {
+                    retry = true;
+                    expires = e.expires;
+                }
                 State::Used => {}
             }
         }
@@ -121,13 +155,15 @@ impl ReplayGuard {
             key,
             Entry {
                 state: State::InFlight,
-                expires: valid_before,
+                binding,
+                expires,
             },
         );
         Ok(Claim {
             guard: Arc::clone(self),
             key,
-            expires: valid_before,
+            binding,
+            expires,
             retry_of_unsettled: retry,
             done: false,
         })
@@ -157,11 +193,18 @@ impl ReplayGuard {
         self.len() == 0
     }
 
-    fn finish(&self, key: &ReplayKey, expires: u64, state: Option<State>) {
+    fn finish(&self, key: &ReplayKey, binding: Binding, expires: u64, state: Option<State>) {
         let mut map = self.lock(key);
         match state {
             Some(state) => {
-                map.insert(*key, Entry { state, expires });
+                map.insert(
+                    *key,
+                    Entry {
+                        state,
+                        binding,
+                        expires,
+                    },
+                );
             }
             None => {
                 map.remove(key);
@@ -184,14 +227,18 @@ impl Claim {
     pub fn consume(mut self) {
         self.done = true;
         self.guard
-            .finish(&self.key, self.expires, Some(State::Used));
+            .finish(&self.key, self.binding, self.expires, Some(State::Used));
     }
 
     /// Settlement outcome unknown: keep the payment, but let one retry of it through.
     pub fn mark_unsettled(mut self) {
         self.done = true;
-        self.guard
-            .finish(&self.key, self.expires, Some(State::Unsettled));
+        self.guard.finish(
+            &self.key,
+            self.binding,
+            self.expires,
+            Some(State::Unsettled),
+        );
     }
 
     /// Gives the payment back explicitly (same as dropping the claim).
@@ -206,13 +253,16 @@ impl Drop for Claim {
         // A retry of an unsettled payment that fails again leaves it unsettled: the first
         // settlement may still have gone through.
         let state = self.retry_of_unsettled.then_some(State::Unsettled);
-        self.guard.finish(&self.key, self.expires, state);
+        self.guard
+            .finish(&self.key, self.binding, self.expires, state);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const B: Binding = Binding(B256::ZERO);
 
     fn key(n: u8) -> ReplayKey {
         ReplayKey {
@@ -226,57 +276,100 @@ mod tests {
     #[test]
     fn a_consumed_payment_is_refused_until_it_expires() {
         let g = ReplayGuard::new();
-        let c = g.claim(key(1), 1_000, 100).unwrap();
-        assert_eq!(g.claim(key(1), 1_000, 100).unwrap_err(), Replayed::InFlight);
+        let c = g.claim(key(1), B, 1_000, 100).unwrap();
+        assert_eq!(
+            g.claim(key(1), B, 1_000, 100).unwrap_err(),
+            Replayed::InFlight
+        );
         c.consume();
-        assert_eq!(g.claim(key(1), 1_000, 500).unwrap_err(), Replayed::Used);
+        assert_eq!(g.claim(key(1), B, 1_000, 500).unwrap_err(), Replayed::Used);
         // Another nonce, another asset or another chain is another payment.
-        assert!(g.claim(key(2), 1_000, 100).is_ok());
+        assert!(g.claim(key(2), B, 1_000, 100).is_ok());
         let mut other_chain = key(1);
         other_chain.chain_id = 8453;
-        assert!(g.claim(other_chain, 1_000, 100).is_ok());
+        assert!(g.claim(other_chain, B, 1_000, 100).is_ok());
         // After validBefore the token refuses it anyway; the guard lets go.
-        assert!(g.claim(key(1), 2_000, 1_000).is_ok());
+        assert!(g.claim(key(1), B, 2_000, 1_000).is_ok());
     }
 
     #[test]
     fn a_dropped_claim_releases_the_payment() {
         let g = ReplayGuard::new();
         {
-            let _c = g.claim(key(1), 1_000, 100).unwrap();
+            let _c = g.claim(key(1), B, 1_000, 100).unwrap();
         }
         assert!(g.is_empty());
-        let c = g.claim(key(1), 1_000, 100).unwrap();
+        let c = g.claim(key(1), B, 1_000, 100).unwrap();
         assert!(!c.retry_of_unsettled());
         c.release();
-        assert!(g.claim(key(1), 1_000, 100).is_ok());
+        assert!(g.claim(key(1), B, 1_000, 100).is_ok());
     }
 
     #[test]
     fn an_unsettled_payment_allows_one_retry_at_a_time() {
         let g = ReplayGuard::new();
-        g.claim(key(1), 1_000, 100).unwrap().mark_unsettled();
-        let retry = g.claim(key(1), 1_000, 110).unwrap();
+        g.claim(key(1), B, 1_000, 100).unwrap().mark_unsettled();
+        let retry = g.claim(key(1), B, 1_000, 110).unwrap();
         assert!(retry.retry_of_unsettled());
-        assert_eq!(g.claim(key(1), 1_000, 110).unwrap_err(), Replayed::InFlight);
+        assert_eq!(
+            g.claim(key(1), B, 1_000, 110).unwrap_err(),
+            Replayed::InFlight
+        );
         // The retry fails again without an answer: still unsettled, still retryable.
         drop(retry);
-        let retry = g.claim(key(1), 1_000, 120).unwrap();
+        let retry = g.claim(key(1), B, 1_000, 120).unwrap();
         assert!(retry.retry_of_unsettled());
         retry.consume();
-        assert_eq!(g.claim(key(1), 1_000, 130).unwrap_err(), Replayed::Used);
+        assert_eq!(g.claim(key(1), B, 1_000, 130).unwrap_err(), Replayed::Used);
+    }
+
+    #[test]
+    fn only_the_same_payment_resumes_an_unsettled_one() {
+        let g = ReplayGuard::new();
+        let first = Binding::of(
+            b"header-a",
+            "ns/cheap /services/cheap/*",
+            "{\"amount\":\"1\"}",
+        );
+        let dearer = Binding::of(
+            b"header-b",
+            "ns/dear /services/dear/*",
+            "{\"amount\":\"9\"}",
+        );
+        let same_header_other_route = Binding::of(
+            b"header-a",
+            "ns/dear /services/dear/*",
+            "{\"amount\":\"1\"}",
+        );
+        g.claim(key(1), first, 1_000, 100).unwrap().mark_unsettled();
+        assert_eq!(
+            g.claim(key(1), dearer, 1_000, 110).unwrap_err(),
+            Replayed::Unresolved
+        );
+        assert_eq!(
+            g.claim(key(1), same_header_other_route, 1_000, 110)
+                .unwrap_err(),
+            Replayed::Unresolved
+        );
+        let retry = g.claim(key(1), first, 1_000, 110).unwrap();
+        assert!(retry.retry_of_unsettled());
+        retry.consume();
+        assert_eq!(
+            g.claim(key(1), first, 1_000, 120).unwrap_err(),
+            Replayed::Used
+        );
     }
 
     #[test]
     fn prune_removes_only_expired_entries() {
         let g = ReplayGuard::new();
-        g.claim(key(1), 200, 100).unwrap().consume();
-        g.claim(key(2), 400, 100).unwrap().consume();
-        g.claim(key(3), 200, 100).unwrap().mark_unsettled();
-        let in_flight = g.claim(key(4), 200, 100).unwrap();
+        g.claim(key(1), B, 200, 100).unwrap().consume();
+        g.claim(key(2), B, 400, 100).unwrap().consume();
+        g.claim(key(3), B, 200, 100).unwrap().mark_unsettled();
+        let in_flight = g.claim(key(4), B, 200, 100).unwrap();
         assert_eq!(g.prune(300), 2);
         assert_eq!(g.len(), 2);
-        assert_eq!(g.claim(key(2), 400, 300).unwrap_err(), Replayed::Used);
+        assert_eq!(g.claim(key(2), B, 400, 300).unwrap_err(), Replayed::Used);
         drop(in_flight);
         assert_eq!(g.len(), 1);
     }
@@ -292,7 +385,7 @@ mod tests {
                     let b = Arc::clone(&barrier);
                     std::thread::spawn(move || {
                         b.wait();
-                        match g.claim(key(9), 1_000, 100) {
+                        match g.claim(key(9), B, 1_000, 100) {
                             Ok(c) => {
                                 c.consume();
                                 true

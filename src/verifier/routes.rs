@@ -19,9 +19,9 @@ use std::time::{Duration, SystemTime};
 use alloy_primitives::{B256, Keccak256};
 use arc_swap::ArcSwap;
 
-use super::gate::UnpaidCache;
 use super::kube_source::{KubeOffer, OfferReport, desired_conditions};
 use super::metrics::{LabelKey, Metrics, OfferSeries};
+use super::respond::UnpaidCache;
 use crate::offers::kube::{OfferProblem, Rendered, reason};
 use crate::offers::resolve::{Problem, Resolver};
 use crate::offers::{self, InvalidOffers, Matcher, Pattern, PricingConfig, Route, RouteRule};
@@ -52,19 +52,11 @@ pub struct Unavailable {
 
 impl Unavailable {
     /// 503 `offer_unavailable`: the seller's offer is broken; nothing is charged or let through.
-    pub fn response(&self) -> axum::response::Response {
-        let detail = format!(
-            "the seller's offer {}/{} cannot be served ({}: {}); nothing was charged",
-            self.offer_namespace, self.offer_name, self.reason, self.message
-        );
-        super::gate::error_json(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "offer unavailable",
-            "offer_unavailable",
-            Some(&detail),
-            Some(false),
-            None,
-        )
+    pub fn refusal(&self) -> super::refusal::Refusal {
+        super::refusal::Refusal::OfferUnavailable {
+            offer: format!("{}/{}", self.offer_namespace, self.offer_name),
+            detail: format!("{}: {}", self.reason, self.message),
+        }
     }
 }
 
@@ -73,7 +65,7 @@ impl Unavailable {
 pub enum Lookup<'a> {
     Route(&'a Arc<LiveRoute>),
     Unavailable(&'a Arc<Unavailable>),
-    /// No route: free (ForwardAuth) or 404 (proxy).
+    /// No route: refused (404), in both modes.
     None,
 }
 

@@ -8,8 +8,10 @@
 //! - [`networks`]: the chain + asset registry (built-in chains plus the `OBOL_NETWORKS` file).
 //! - [`eip3009`]: EIP-712 hashing, signing, recovery and the local payment checks.
 //! - [`facilitator`]: the `/verify`, `/settle` and `/supported` client.
+//! - [`chain`]: what the chain says about one authorization (which transfer used its nonce).
 
 pub mod amount;
+pub mod chain;
 pub mod codec;
 pub mod eip3009;
 pub mod facilitator;

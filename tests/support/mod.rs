@@ -37,5 +37,7 @@ pub use payment::*;
 pub use process::*;
 pub use remote_signer::RemoteSigner;
 pub use traefik::*;
-pub use verifier::{Balances, RecordingUpstream, Seen, UPSTREAM_BODY, series};
+pub use verifier::{
+    Balances, FaultyFacilitator, RecordingUpstream, Seen, SettleFault, UPSTREAM_BODY, series,
+};
 pub use x402_rail::*;

@@ -28,44 +28,28 @@ pub struct RecordingUpstream {
     pub url: String,
     pub status: Arc<AtomicU16>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    _server: ThreadServer,
+}
+
+/// An axum app served on 127.0.0.1 from a runtime thread of its own, until dropped.
+pub struct ThreadServer {
+    pub url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl RecordingUpstream {
-    pub fn start() -> RecordingUpstream {
-        use axum::http::{HeaderMap, StatusCode, Uri};
-        use axum::response::IntoResponse;
-        let status = Arc::new(AtomicU16::new(200));
-        let seen = Arc::new(Mutex::new(Vec::new()));
+impl ThreadServer {
+    /// Serves the app `make` builds (on the server's runtime).
+    pub fn start(make: impl FnOnce() -> axum::Router + Send + 'static) -> ThreadServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (answer, recorder) = (Arc::clone(&status), Arc::clone(&seen));
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-                    let (answer, recorder) = (Arc::clone(&answer), Arc::clone(&recorder));
-                    async move {
-                        let header = |name: &str| {
-                            headers
-                                .get(name)
-                                .map(|v| v.to_str().unwrap_or_default().to_string())
-                        };
-                        recorder.lock().unwrap().push(Seen {
-                            uri: uri.to_string(),
-                            authorization: header("authorization"),
-                            payer: header("x-payment-payer"),
-                            payment_header: headers.contains_key("payment-signature")
-                                || headers.contains_key("x-payment"),
-                        });
-                        let code = StatusCode::from_u16(answer.load(Ordering::SeqCst)).unwrap();
-                        (code, UPSTREAM_BODY).into_response()
-                    }
-                });
+                let app = make();
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(l.local_addr().unwrap()).unwrap();
                 axum::serve(l, app)
@@ -77,12 +61,58 @@ impl RecordingUpstream {
             });
         });
         let addr = addr_rx.recv().unwrap();
-        RecordingUpstream {
+        ThreadServer {
             url: format!("http://{addr}"),
-            status,
-            seen,
             stop: Some(stop_tx),
             thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ThreadServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl RecordingUpstream {
+    pub fn start() -> RecordingUpstream {
+        use axum::http::{HeaderMap, StatusCode, Uri};
+        use axum::response::IntoResponse;
+        let status = Arc::new(AtomicU16::new(200));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (answer, recorder) = (Arc::clone(&status), Arc::clone(&seen));
+        let server = ThreadServer::start(move || {
+            axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+                let (answer, recorder) = (Arc::clone(&answer), Arc::clone(&recorder));
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .map(|v| v.to_str().unwrap_or_default().to_string())
+                    };
+                    recorder.lock().unwrap().push(Seen {
+                        uri: uri.to_string(),
+                        authorization: header("authorization"),
+                        payer: header("x-payment-payer"),
+                        payment_header: headers.contains_key("payment-signature")
+                            || headers.contains_key("x-payment"),
+                    });
+                    let code = StatusCode::from_u16(answer.load(Ordering::SeqCst)).unwrap();
+                    (code, UPSTREAM_BODY).into_response()
+                }
+            })
+        });
+        RecordingUpstream {
+            url: server.url.clone(),
+            status,
+            seen,
+            _server: server,
         }
     }
 
@@ -94,17 +124,6 @@ impl RecordingUpstream {
     /// Answers `code` from now on.
     pub fn answer(&self, code: u16) {
         self.status.store(code, Ordering::SeqCst);
-    }
-}
-
-impl Drop for RecordingUpstream {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -149,4 +168,75 @@ pub fn series(scrape: &str, name: &str, offer: &str) -> Option<(String, f64)> {
             .contains(&format!("offer_name=\"{offer}\""))
             .then(|| (labels.to_string(), value.parse().unwrap()))
     })
+}
+
+/// What [`FaultyFacilitator`] does with the next `/settle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SettleFault {
+    /// Forwarded, answered as the facilitator answered.
+    None = 0,
+    /// Not forwarded; answered 502 (the verifier cannot know nothing moved).
+    Drop = 1,
+    /// Forwarded (so it settles on chain), but the answer is replaced by a 502: lost.
+    LoseAnswer = 2,
+}
+
+/// A pass-through in front of a real facilitator that can fail `/settle` the ways a network
+/// does: the only fault injection the money tests use. Everything else is forwarded verbatim.
+pub struct FaultyFacilitator {
+    pub url: String,
+    fault: Arc<std::sync::atomic::AtomicU8>,
+    _server: ThreadServer,
+}
+
+impl FaultyFacilitator {
+    pub fn start(real: &str) -> FaultyFacilitator {
+        use axum::http::{HeaderMap, Method, StatusCode, Uri};
+        use axum::response::IntoResponse;
+        let real = real.trim_end_matches('/').to_string();
+        let fault = Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let knob = Arc::clone(&fault);
+        let server = ThreadServer::start(move || {
+            let http = reqwest::Client::builder().no_proxy().build().unwrap();
+            axum::Router::new().fallback(
+                move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
+                    let (http, real, knob) = (http.clone(), real.clone(), Arc::clone(&knob));
+                    async move {
+                        let fault = if uri.path().ends_with("/settle") {
+                            knob.swap(SettleFault::None as u8, Ordering::SeqCst)
+                        } else {
+                            SettleFault::None as u8
+                        };
+                        if fault == SettleFault::Drop as u8 {
+                            return (StatusCode::BAD_GATEWAY, "dropped").into_response();
+                        }
+                        let mut req = http.request(method, format!("{real}{uri}")).body(body);
+                        if let Some(ct) = headers.get("content-type") {
+                            req = req.header("content-type", ct.clone());
+                        }
+                        let Ok(resp) = req.send().await else {
+                            return StatusCode::BAD_GATEWAY.into_response();
+                        };
+                        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+                        let bytes = resp.bytes().await.unwrap_or_default();
+                        if fault == SettleFault::LoseAnswer as u8 {
+                            return (StatusCode::BAD_GATEWAY, "answer lost").into_response();
+                        }
+                        (status, [("content-type", "application/json")], bytes).into_response()
+                    }
+                },
+            )
+        });
+        FaultyFacilitator {
+            url: server.url.clone(),
+            fault,
+            _server: server,
+        }
+    }
+
+    /// Applies `fault` to the next `/settle` only.
+    pub fn next_settle(&self, fault: SettleFault) {
+        self.fault.store(fault as u8, Ordering::SeqCst);
+    }
 }
