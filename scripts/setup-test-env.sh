@@ -34,6 +34,7 @@ COMPONENTS=(
     traefik
     wrk
     oidc
+    fuzz
 )
 
 # --- output and failure -----------------------------------------------------------------------
@@ -241,6 +242,22 @@ setup_oidc() {
         process.stdout.write(JSON.parse(readFileSync("node_modules/oidc-provider/package.json", "utf8")).version);
     ' 2>/dev/null) || die "npm oidc-provider does not load (in ${dir#"$REPO_ROOT"/})"
     summary oidc "oidc-provider $version, $NPM_CI_RESULT (${dir#"$REPO_ROOT"/})"
+}
+
+# cargo-fuzz (crates.io) with the machine's nightly toolchain: the fuzz targets under fuzz/
+# (libFuzzer needs nightly; scripts/fuzz.sh runs them, scripts/test.sh a short smoke of each).
+CARGO_FUZZ_VERSION=0.13.2
+setup_fuzz() {
+    rustup toolchain list 2>/dev/null | grep -q '^nightly' \
+        || die "the nightly toolchain is missing (rustup toolchain install nightly): cargo fuzz needs it"
+    local version
+    version=$(cargo fuzz --version 2>/dev/null || true)
+    if [ "$version" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+        log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+        cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION" >&2
+        version=$(cargo fuzz --version 2>/dev/null) || die "cargo fuzz does not run after install"
+    fi
+    summary fuzz "$version, $(rustup run nightly rustc --version)"
 }
 
 # --- main -------------------------------------------------------------------------------------
