@@ -99,7 +99,7 @@ pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response 
     }
     let h = resp.headers_mut();
     if let Some(auth) = &live.route.upstream_auth
-        && let Ok(v) = HeaderValue::from_str(auth)
+        && let Ok(v) = HeaderValue::from_str(auth.expose())
     {
         h.insert(header::AUTHORIZATION, v);
     }

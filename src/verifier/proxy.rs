@@ -214,7 +214,7 @@ pub async fn handle(
         HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
     );
     if let Some(auth) = &live.route.upstream_auth
-        && let Ok(v) = HeaderValue::from_str(auth)
+        && let Ok(v) = HeaderValue::from_str(auth.expose())
     {
         headers.insert(header::AUTHORIZATION, v);
     }
