@@ -1529,7 +1529,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__sell__subcmd__create)
-            opts="-n -o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --offers-file --kube --kubeconfig --context --namespace --output --log-format --verbose --help --version"
+            opts="-n -o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --route --no-routes --offers-file --kube --kubeconfig --context --namespace --output --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1564,6 +1564,10 @@ _obol() {
                     return 0
                     ;;
                 --max-timeout-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

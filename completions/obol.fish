@@ -57,6 +57,7 @@ complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcomma
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l description -d 'Human description shown in the 402 answer' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l upstream-auth -d 'Authorization header value sent to the upstream on paid requests (e.g. "Bearer sk-..."). Offers file only' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l max-timeout-seconds -d 'How long a buyer\'s signed authorization may stay valid, in seconds' -r
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l route -d 'Declare a route under the offer\'s path (repeat for more): `path=/x` is that path only, `path=/x/*` it and everything under it, `path=/` the offer\'s root, `path=/*` the rest; optional `methods=POST|GET` (metadata, not enforced), `gate=paid|free` (default paid), `price=USDC` (instead of --price), `summary=TEXT` (no \',\'). The most specific path wins. Once any route is declared, the offer\'s other paths are refused (404). Replaces the offer\'s routes on update. E.g. --route "path=/v1/chat/completions,methods=POST" --route "path=/v1/models,gate=free"' -r
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l offers-file -d 'The offers file (pricing.yaml) to read and write' -r -F
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l kubeconfig -d 'Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the in-cluster account]' -r -F
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l context -d 'Kubeconfig context [default: the current context]' -r
@@ -65,6 +66,7 @@ complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcomma
 json\t''"
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
+complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l no-routes -d 'Remove the offer\'s declared routes (its whole path is paid at --price again)'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -l kube -d 'Use the cluster (ServiceOffers) even when an offers file is named'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand sell; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'

@@ -111,11 +111,13 @@ Examples:
   obol sell create demo --upstream http://127.0.0.1:9000 --price 0.01 --pay-to 0xYou \\
       --offers-file pricing.yaml
   obol sell create qwen --upstream ollama.llm:11434 --price 0.001 --pay-to 0xYou -n llm
+  obol sell create api --upstream http://127.0.0.1:9000 --price 0.01 --pay-to 0xYou \\
+      --route \"path=/submit,methods=POST,price=0.5\" --route \"path=/jobs/*,gate=free\"
   obol sell list -A
   obol sell pause qwen -n llm")]
 pub enum SellCommand {
     /// Create an offer, or update it in place when NAME exists (price, upstream, ...).
-    Create(SellCreateArgs),
+    Create(Box<SellCreateArgs>),
     /// List offers.
     List(SellListArgs),
     /// Delete an offer; the verifier stops charging for it on its next reload.
@@ -215,11 +217,25 @@ pub struct SellCreateArgs {
         env = "OBOL_UPSTREAM_AUTH",
         hide_env_values = true
     )]
-    pub upstream_auth: Option<String>,
+    pub upstream_auth: Option<crate::secret::Secret>,
 
     /// How long a buyer's signed authorization may stay valid, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub max_timeout_seconds: Option<u64>,
+
+    /// Declare a route under the offer's path (repeat for more): `path=/x` is that path only,
+    /// `path=/x/*` it and everything under it, `path=/` the offer's root, `path=/*` the rest;
+    /// optional `methods=POST|GET` (metadata, not enforced), `gate=paid|free` (default paid),
+    /// `price=USDC` (instead of --price), `summary=TEXT` (no ','). The most specific path
+    /// wins. Once any route is declared, the offer's other paths are refused (404). Replaces
+    /// the offer's routes on update. E.g. --route "path=/v1/chat/completions,methods=POST"
+    /// --route "path=/v1/models,gate=free".
+    #[arg(long = "route", value_name = "path=/x[,gate=..][,price=..][,..]")]
+    pub routes: Vec<String>,
+
+    /// Remove the offer's declared routes (its whole path is paid at --price again).
+    #[arg(long, conflicts_with = "routes")]
+    pub no_routes: bool,
 
     #[command(flatten)]
     pub target: SellTargetArgs,

@@ -14,5 +14,6 @@ pub mod k8s;
 pub mod manifests;
 pub mod offers;
 pub mod paths;
+pub mod secret;
 pub mod verifier;
 pub mod x402;

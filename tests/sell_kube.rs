@@ -966,3 +966,188 @@ fn bad_input_is_refused_before_any_request_and_errors_name_the_cluster() {
     let out = home.run(&["sell", "list"]);
     assert!(out.contains("no offers in"), "{out}");
 }
+
+/// `sell create --route` on a cluster: the ServiceOffer carries `spec.routes`, `sell list`
+/// counts them, the verifier charges each declared path its own price under one metric series
+/// for the offer, and an offer with `gate: auth` (applied by hand, as the obol-stack writes it)
+/// is answered 503 `offer_unavailable`, never let through.
+#[test]
+fn declared_routes_on_a_cluster_are_written_listed_and_priced_per_path() {
+    let fake = cluster();
+    let home = Home::new();
+    let kc = fake.kubeconfig_path().to_str().unwrap().to_string();
+    let base = home.base_file("base-sepolia");
+    let (mut verifier, url) = home.verifier(&fake, &base, &[]);
+    // `sell create api` of a Service in namespace shop, with `extra`.
+    let args = |extra: &[&str]| -> Vec<String> {
+        [
+            "sell",
+            "create",
+            "api",
+            "--upstream",
+            "web.shop:8080",
+            "--kubeconfig",
+            &kc,
+            "-n",
+            "shop",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let create =
+        |extra: &[&str]| home.run(&args(extra).iter().map(String::as_str).collect::<Vec<_>>());
+    let create_fails =
+        |extra: &[&str]| home.fail(&args(extra).iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Strictly parsed before any request.
+    fake.clear_requests();
+    for (route, needle) in [
+        (
+            "path=/a,gate=auth",
+            "gate auth is not supported yet by obol",
+        ),
+        ("path=/a,colour=red", "unknown key \"colour\""),
+        ("path=/a/../b", "\"..\" segment"),
+    ] {
+        let err = create_fails(&["--price", "0.01", "--pay-to", PAY, "--route", route]);
+        assert!(err.contains(needle), "{route}: {err}");
+        assert!(
+            err.contains("hint:") && err.contains("--route \"path="),
+            "{err}"
+        );
+    }
+    assert!(
+        writes(&fake).is_empty(),
+        "nothing sent: {:?}",
+        writes(&fake)
+    );
+
+    let out = create(&[
+        "--price",
+        "0.01",
+        "--pay-to",
+        PAY,
+        "--route",
+        "path=/submit,methods=POST|GET,price=0.5,summary=Submit a job",
+        "--route",
+        "path=/jobs/*,gate=free",
+    ]);
+    assert!(
+        out.contains("route /services/api/submit [POST|GET]: 0.5 USDC"),
+        "{out}"
+    );
+    assert!(out.contains("route /services/api/jobs/*: free"), "{out}");
+    assert!(
+        out.contains("every other path under /services/api/ is refused"),
+        "{out}"
+    );
+    // As stored: the CRD's default `gate: paid` filled in by the API server.
+    let so = offer(&fake, "shop", "api").unwrap();
+    assert_eq!(
+        so["spec"]["routes"],
+        serde_json::json!([
+            {"path": "/submit", "methods": ["POST", "GET"], "gate": "paid", "price": {"perRequest": "0.5"}, "summary": "Submit a job"},
+            {"path": "/jobs/*", "gate": "free"},
+        ])
+    );
+
+    // The verifier: the declared paid path at its own price, the offer's one series.
+    let submit = expect_402(
+        &format!("{url}/services/api/submit"),
+        FOLLOW,
+        "402 on /submit",
+    );
+    assert_eq!(submit["amount"], "500000");
+    let m = metrics(&url);
+    let requests: Vec<String> = series_of(&m, "api")
+        .into_iter()
+        .filter(|l| l.starts_with("obol_x402_verifier_requests_total"))
+        .collect();
+    assert_eq!(
+        requests.len(),
+        1,
+        "one series for the offer's routes: {requests:?}"
+    );
+
+    // sell list: the count, and the routes in JSON.
+    let table = home.run(&["sell", "list", "--kubeconfig", &kc, "-n", "shop"]);
+    assert!(table.contains("ROUTES"), "{table}");
+    let json: Value = serde_json::from_str(&home.run(&[
+        "sell",
+        "list",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        "shop",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        json[0]["routes"],
+        serde_json::json!([
+            {"path": "/submit", "methods": ["POST", "GET"], "gate": "paid", "price": "0.5", "summary": "Submit a job"},
+            {"path": "/jobs/*", "methods": [], "gate": "free", "price": null, "summary": null},
+        ])
+    );
+
+    // Update without --route keeps them; --no-routes removes them.
+    create(&["--price", "0.02"]);
+    assert_eq!(
+        offer(&fake, "shop", "api").unwrap()["spec"]["routes"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    create(&["--price", "0.02", "--no-routes"]);
+    assert!(
+        offer(&fake, "shop", "api").unwrap()["spec"]
+            .get("routes")
+            .is_none()
+    );
+    let whole = expect_402(
+        &format!("{url}/services/api/anything"),
+        FOLLOW,
+        "the whole path paid again",
+    );
+    assert_eq!(whole["amount"], "20000");
+
+    // gate auth written by another client: the offer is unavailable, never free.
+    fake.apply(&format!(
+        r#"
+apiVersion: obol.org/v1alpha1
+kind: ServiceOffer
+metadata: {{name: siwx, namespace: shop}}
+spec:
+  type: http
+  upstream: {{service: web, port: 8080}}
+  payment: {{network: base-sepolia, payTo: "{PAY}", price: {{perRequest: "0.01"}}}}
+  routes:
+    - path: /reports/*
+      gate: auth
+"#
+    ));
+    let body = expect_status(
+        &format!("{url}/services/siwx/reports/1"),
+        503,
+        "offer_unavailable",
+        FOLLOW,
+        "gate auth: unavailable",
+    );
+    assert!(
+        body.to_string()
+            .contains("gate auth is not supported yet by obol"),
+        "{body}"
+    );
+    expect_condition(
+        &fake,
+        "shop",
+        "siwx",
+        "PaymentGateReady",
+        "False",
+        "UnsupportedGate",
+    );
+    assert!(verifier.is_running(), "{}", verifier.log_tail(30));
+}

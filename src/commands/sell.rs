@@ -20,8 +20,8 @@ use crate::x402::networks::Registry;
 pub async fn run(cmd: SellCommand) -> anyhow::Result<()> {
     match cmd {
         SellCommand::Create(args) => match select(&args.target).await? {
-            Target::File(store) => create(&store, args),
-            Target::Cluster(store) => cluster_create(&store, args).await,
+            Target::File(store) => create(&store, *args),
+            Target::Cluster(store) => cluster_create(&store, *args).await,
         },
         SellCommand::List(args) => match select(&args.target).await? {
             Target::File(store) => list(&store, args),
@@ -130,7 +130,29 @@ fn explain(e: OfferError, store: &OfferStore) -> anyhow::Error {
     Hinted::error(e.to_string(), hint)
 }
 
+/// `--route` values (`None`: keep the offer's routes), or a clear error with an example.
+fn routes_of(args: &SellCreateArgs) -> anyhow::Result<Option<Vec<offers::RouteEntry>>> {
+    if args.no_routes {
+        return Ok(Some(Vec::new()));
+    }
+    if args.routes.is_empty() {
+        return Ok(None);
+    }
+    offers::declared::parse_route_flags(&args.routes)
+        .map(Some)
+        .map_err(|e| {
+            Hinted::error(
+                e,
+                format!(
+                    "nothing was written; declare routes like {}",
+                    offers::declared::ROUTE_FLAG_EXAMPLE
+                ),
+            )
+        })
+}
+
 fn create(store: &OfferStore, args: SellCreateArgs) -> anyhow::Result<()> {
+    let routes = routes_of(&args)?;
     let spec = OfferSpec {
         name: args.name.clone(),
         upstream: args.upstream,
@@ -141,6 +163,7 @@ fn create(store: &OfferStore, args: SellCreateArgs) -> anyhow::Result<()> {
         description: args.description,
         upstream_auth: args.upstream_auth,
         max_timeout_seconds: args.max_timeout_seconds,
+        routes,
     };
     let (what, view) = store.create(&spec).map_err(|e| explain(e, store))?;
     match args.output {
@@ -166,6 +189,7 @@ fn create(store: &OfferStore, args: SellCreateArgs) -> anyhow::Result<()> {
                 view.pay_to,
                 if view.paused { " [paused]" } else { "" },
             );
+            print_routes(&view.path, &view.routes, &view.asset_symbol);
             println!("wrote {}", store.path().display());
             println!(
                 "serve it with: obol serve verifier --offers-file {}",
@@ -174,6 +198,29 @@ fn create(store: &OfferStore, args: SellCreateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The declared routes under an offer, most specific first, and what the rest gets.
+fn print_routes(path: &str, routes: &[offers::declared::RouteView], symbol: &str) {
+    if routes.is_empty() {
+        return;
+    }
+    let path = path.trim_end_matches('/');
+    for r in routes {
+        let what = match &r.price {
+            Some(p) => format!("{p} {symbol}"),
+            None => "free".to_string(),
+        };
+        let methods = if r.methods.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", r.methods.join("|"))
+        };
+        println!("  route {path}{}{methods}: {what}", r.path);
+    }
+    if !routes.iter().any(|r| r.path == "/*") {
+        println!("  every other path under {path}/ is refused (404): it is not declared");
+    }
 }
 
 fn verb(what: Created) -> &'static str {
@@ -205,7 +252,7 @@ fn table(offers: &[OfferView]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
     t.set_header([
-        "NAME", "PATH", "PRICE", "CHAIN", "PAY TO", "UPSTREAM", "PAUSED",
+        "NAME", "PATH", "PRICE", "CHAIN", "PAY TO", "UPSTREAM", "ROUTES", "PAUSED",
     ]);
     for o in offers {
         t.add_row([
@@ -219,10 +266,16 @@ fn table(offers: &[OfferView]) -> Table {
             o.chain.clone(),
             o.pay_to.clone(),
             o.upstream.clone().unwrap_or_else(|| "-".into()),
+            routes_count(o.routes.len()),
             if o.paused { "yes" } else { "no" }.to_string(),
         ]);
     }
     t
+}
+
+/// The ROUTES column: how many routes an offer declares, `-` for none (all of it is paid).
+fn routes_count(n: usize) -> String {
+    if n == 0 { "-".into() } else { n.to_string() }
 }
 
 async fn pause(args: SellNameArgs, paused: bool) -> anyhow::Result<()> {
@@ -321,6 +374,7 @@ async fn cluster_create(store: &ClusterStore, args: SellCreateArgs) -> anyhow::R
              with --offers-file (unset OBOL_UPSTREAM_AUTH if it comes from the environment)",
         ));
     }
+    let routes = routes_of(&args)?;
     let spec = ClusterOfferSpec {
         name: args.name.clone(),
         upstream: args.upstream,
@@ -330,6 +384,7 @@ async fn cluster_create(store: &ClusterStore, args: SellCreateArgs) -> anyhow::R
         path: args.path,
         description: args.description,
         max_timeout_seconds: args.max_timeout_seconds,
+        routes,
     };
     let out = store
         .create(&spec)
@@ -372,6 +427,7 @@ async fn cluster_create(store: &ClusterStore, args: SellCreateArgs) -> anyhow::R
                 },
                 if v.paused { " [paused]" } else { "" },
             );
+            print_routes(&v.path, &v.routes, &v.asset_symbol);
             println!(
                 "applied ServiceOffer {}/{} and {} on {} ({})",
                 v.namespace,
@@ -436,6 +492,7 @@ async fn cluster_list(store: &ClusterStore, args: SellListArgs) -> anyhow::Resul
                 "PRICE",
                 "CHAIN",
                 "PATH",
+                "ROUTES",
                 "PAUSED",
                 "READY",
                 "AGE",
@@ -451,6 +508,7 @@ async fn cluster_list(store: &ClusterStore, args: SellListArgs) -> anyhow::Resul
                         o.chain.clone()
                     },
                     o.path.clone(),
+                    routes_count(o.routes.len()),
                     if o.paused { "yes" } else { "no" }.to_string(),
                     o.ready.clone().unwrap_or_else(|| "-".into()),
                     o.created

@@ -13,14 +13,17 @@ use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
 use super::types::{
-    DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_UPSTREAM_PORT, PurchaseRequest, ServiceOffer,
+    DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_UPSTREAM_PORT, OfferPrice, PurchaseRequest, ServiceOffer,
     ServiceOfferSpec,
 };
+use crate::offers::declared;
 
 /// An EVM address: `0x` and 40 hex digits.
 pub const ADDRESS_PATTERN: &str = "^0x[0-9a-fA-F]{40}$";
 /// An offer's URL path.
 pub const PATH_PATTERN: &str = "^/[a-zA-Z0-9/_.-]*$";
+/// A declared route's path (relative to the offer's; `*` for a subtree).
+pub const ROUTE_PATH_PATTERN: &str = "^/[a-zA-Z0-9/_.*-]*$";
 /// A human decimal amount, e.g. `0.001`.
 pub const DECIMAL_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?$";
 /// An amount in atomic units, e.g. `1000`.
@@ -83,11 +86,30 @@ pub fn service_offer_crd() -> CustomResourceDefinition {
         );
         set(payment, "payTo", json!({"pattern": ADDRESS_PATTERN}));
         asset_rules(node(payment, "asset"));
-        let price = node(payment, "price");
-        price["minProperties"] = json!(1);
-        for field in ["perRequest", "perMTok", "perHour", "perEpoch"] {
-            set(price, field, json!({"pattern": DECIMAL_PATTERN}));
-        }
+        price_rules(node(payment, "price"));
+
+        let routes = node(spec, "routes");
+        routes["maxItems"] = json!(declared::MAX_ROUTES);
+        let route = &mut routes["items"];
+        route["required"] = json!(["path"]);
+        set(
+            route,
+            "path",
+            json!({"pattern": ROUTE_PATH_PATTERN, "maxLength": declared::MAX_PATH_LEN}),
+        );
+        node(route, "methods")["items"]["enum"] = json!(declared::METHODS);
+        set(
+            route,
+            "gate",
+            json!({"enum": declared::GATES, "default": "paid"}),
+        );
+        set(
+            route,
+            "summary",
+            json!({"maxLength": declared::MAX_SUMMARY_CHARS}),
+        );
+        set(route, "freeQuota", json!({"minimum": 0}));
+        price_rules(node(route, "price"));
 
         set(
             node(spec, "registration"),
@@ -151,6 +173,16 @@ pub fn purchase_request_crd() -> CustomResourceDefinition {
 /// Both CRDs, ServiceOffer first.
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![service_offer_crd(), purchase_request_crd()]
+}
+
+/// Price fields of an `OfferPrice` (at least one, each a decimal).
+const PRICE_FIELDS: [&str; 4] = ["perRequest", "perMTok", "perHour", "perEpoch"];
+
+fn price_rules(price: &mut Value) {
+    price["minProperties"] = json!(1);
+    for field in PRICE_FIELDS {
+        set(price, field, json!({"pattern": DECIMAL_PATTERN}));
+    }
 }
 
 fn asset_rules(asset: &mut Value) {
@@ -351,26 +383,89 @@ pub fn validate_offer_spec(spec: &ServiceOfferSpec) -> Vec<SpecProblem> {
             );
         }
     }
-    let price = &pay.price;
-    if price.is_empty() {
+    price_problems("spec.payment.price", &pay.price, &mut bad);
+    if spec.routes.len() > declared::MAX_ROUTES {
         bad(
-            "spec.payment.price",
-            "is required: set perRequest (or perMTok, perHour, perEpoch)".into(),
+            "spec.routes",
+            format!(
+                "{} routes; at most {} are allowed",
+                spec.routes.len(),
+                declared::MAX_ROUTES
+            ),
         );
     }
-    for (field, v) in [
-        ("spec.payment.price.perRequest", &price.per_request),
-        ("spec.payment.price.perMTok", &price.per_m_tok),
-        ("spec.payment.price.perHour", &price.per_hour),
-        ("spec.payment.price.perEpoch", &price.per_epoch),
-    ] {
-        if let Some(v) = v.as_deref()
-            && !is_decimal(v)
+    for (j, r) in spec.routes.iter().enumerate() {
+        let at = |f: &str| format!("spec.routes[{j}].{f}");
+        if !is_route_path(&r.path) {
+            bad(
+                &at("path"),
+                format!(
+                    "`{}` must start with / and use only letters, digits and / _ . * -",
+                    r.path
+                ),
+            );
+        } else if r.path.chars().count() > declared::MAX_PATH_LEN {
+            bad(
+                &at("path"),
+                format!("is longer than {} characters", declared::MAX_PATH_LEN),
+            );
+        }
+        for m in &r.methods {
+            if !declared::METHODS.contains(&m.as_str()) {
+                bad(
+                    &at("methods"),
+                    format!("`{m}` is not one of {}", declared::METHODS.join(", ")),
+                );
+            }
+        }
+        if let Some(g) = r.gate.as_deref()
+            && !declared::GATES.contains(&g)
         {
-            bad(field, format!("`{v}` is not a decimal amount like 0.001"));
+            bad(
+                &at("gate"),
+                format!("`{g}` is not one of {}", declared::GATES.join(", ")),
+            );
+        }
+        if let Some(p) = &r.price {
+            price_problems(&at("price"), p, &mut bad);
+        }
+        if let Some(s) = r.summary.as_deref()
+            && let Err(e) = declared::check_summary(s)
+        {
+            bad(&at("summary"), e);
+        }
+        if let Some(q) = r.free_quota
+            && q < 0
+        {
+            bad(&at("freeQuota"), format!("{q} is below 0"));
         }
     }
     problems
+}
+
+/// The rules of an `OfferPrice` at `field`: at least one field, each a decimal.
+fn price_problems(field: &str, price: &OfferPrice, bad: &mut impl FnMut(&str, String)) {
+    if price.is_empty() {
+        bad(
+            field,
+            "is required: set perRequest (or perMTok, perHour, perEpoch)".into(),
+        );
+    }
+    for (name, v) in PRICE_FIELDS.into_iter().zip([
+        &price.per_request,
+        &price.per_m_tok,
+        &price.per_hour,
+        &price.per_epoch,
+    ]) {
+        if let Some(v) = v.as_deref()
+            && !is_decimal(v)
+        {
+            bad(
+                &format!("{field}.{name}"),
+                format!("`{v}` is not a decimal amount like 0.001"),
+            );
+        }
+    }
 }
 
 /// `^0x[0-9a-fA-F]{40}$`.
@@ -383,6 +478,13 @@ pub fn is_offer_path(s: &str) -> bool {
     s.starts_with('/')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b'-'))
+}
+
+/// `^/[a-zA-Z0-9/_.*-]*$`.
+pub fn is_route_path(s: &str) -> bool {
+    s.starts_with('/')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b'*' | b'-'))
 }
 
 /// `^[0-9]+(\.[0-9]+)?$`.
@@ -398,7 +500,7 @@ pub fn is_decimal(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::k8s::types::{OfferAsset, OfferModel, OfferPrice, OfferUpstream};
+    use crate::k8s::types::{OfferAsset, OfferModel, OfferPrice, OfferRoute, OfferUpstream};
 
     fn schema(crd: &CustomResourceDefinition) -> Value {
         serde_json::to_value(crd).unwrap()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -487,6 +589,30 @@ mod tests {
         assert_eq!(at(&s, "spec.upstream")["required"], json!(["service"]));
         assert_eq!(at(&s, "spec.upstream.port")["default"], 11434);
         assert_eq!(at(&s, "spec.registration.enabled")["default"], false);
+        let routes = at(&s, "spec.routes");
+        assert_eq!(routes["maxItems"], json!(128));
+        assert_eq!(routes["items"]["required"], json!(["path"]));
+        assert_eq!(
+            at(&s, "spec.routes.[].path")["pattern"],
+            "^/[a-zA-Z0-9/_.*-]*$"
+        );
+        assert_eq!(at(&s, "spec.routes.[].path")["maxLength"], json!(512));
+        assert_eq!(
+            at(&s, "spec.routes.[].methods.[]")["enum"],
+            json!(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        );
+        assert_eq!(
+            at(&s, "spec.routes.[].gate")["enum"],
+            json!(["paid", "free", "auth"])
+        );
+        assert_eq!(at(&s, "spec.routes.[].gate")["default"], "paid");
+        assert_eq!(at(&s, "spec.routes.[].summary")["maxLength"], json!(300));
+        assert_eq!(at(&s, "spec.routes.[].price")["minProperties"], 1);
+        assert_eq!(
+            at(&s, "spec.routes.[].price.perRequest")["pattern"],
+            DECIMAL_PATTERN
+        );
+        assert_eq!(at(&s, "spec.routes.[].freeQuota")["minimum"], json!(0.0));
         let conditions = at(&s, "status.conditions");
         assert_eq!(conditions["x-kubernetes-list-type"], "map");
         assert_eq!(conditions["x-kubernetes-list-map-keys"], json!(["type"]));
@@ -603,6 +729,7 @@ mod tests {
                 ".spec.payment.maxTimeoutSeconds",
                 ".spec.upstream.port",
                 ".spec.registration.enabled",
+                ".spec.routes[].gate",
             ],
         );
         walk(
@@ -665,6 +792,64 @@ mod tests {
                 "spec.payment.asset.transferMethod",
                 "spec.payment.price.perRequest",
             ]
+        );
+
+        let mut s = valid_spec();
+        s.routes = vec![
+            OfferRoute {
+                path: "/ok/*".into(),
+                methods: vec!["POST".into()],
+                gate: Some("auth".into()),
+                price: Some(OfferPrice {
+                    per_request: Some("0.5".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            OfferRoute {
+                path: "/a b".into(),
+                methods: vec!["FETCH".into()],
+                gate: Some("maybe".into()),
+                price: Some(OfferPrice::default()),
+                summary: Some("x".repeat(301)),
+                free_quota: Some(-1),
+            },
+            OfferRoute {
+                path: format!("/{}", "a".repeat(512)),
+                price: Some(OfferPrice {
+                    per_request: Some("-1".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ];
+        let fields: Vec<String> = validate_offer_spec(&s)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.routes[1].path",
+                "spec.routes[1].methods",
+                "spec.routes[1].gate",
+                "spec.routes[1].price",
+                "spec.routes[1].summary",
+                "spec.routes[1].freeQuota",
+                "spec.routes[2].path",
+                "spec.routes[2].price.perRequest",
+            ],
+            "gate auth passes the schema (the verifier refuses to serve it)"
+        );
+        s.routes = vec![OfferRoute::default(); 129];
+        for (i, r) in s.routes.iter_mut().enumerate() {
+            r.path = format!("/r{i}");
+        }
+        let problems = validate_offer_spec(&s);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].to_string().contains("129 routes"),
+            "{problems:?}"
         );
 
         let mut s = valid_spec();

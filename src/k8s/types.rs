@@ -117,6 +117,10 @@ pub struct ServiceOfferSpec {
     /// URL path the offer is sold under (default `/services/<name>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Declared routes under `path` (at most 128): per-path prices and free paths. Once any is
+    /// declared, the offer's other paths are refused (404). Empty: all of `path` is paid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<OfferRoute>,
     /// Free-form provenance (e.g. where the model came from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<BTreeMap<String, String>>,
@@ -221,6 +225,34 @@ impl OfferPrice {
             && self.per_hour.is_none()
             && self.per_epoch.is_none()
     }
+}
+
+/// One declared route of an offer (the obol-stack's `spec.routes[]` entry).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferRoute {
+    /// Relative to the offer's path: `/x` is that path only, `/x/*` it and everything under
+    /// it, `/*` the whole offer, `/` its root. No `.`/`..` or empty segments.
+    #[serde(default)]
+    pub path: String,
+    /// HTTP methods of the route: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (metadata, not
+    /// enforced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// paid (default), free, or auth (SIWX wallet sign-in; not supported by obol: an offer
+    /// with it is not served).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    /// This route's price instead of the offer's (the offer's asset and network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<OfferPrice>,
+    /// What the route does (at most 300 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Free calls per signed-in wallet and UTC day (gate auth; not supported by obol: an
+    /// offer with it is not served).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_quota: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -662,6 +694,17 @@ spec:
       perHour: "2"
       perEpoch: "3"
   path: /services/qwen
+  routes:
+    - path: /v1/chat/completions
+      methods: [POST]
+      gate: paid
+      price: {perRequest: "0.002"}
+      summary: chat
+    - path: /v1/models
+      gate: free
+    - path: /reports/*
+      gate: auth
+      freeQuota: 3
   provenance:
     source: huggingface
   registration:
@@ -709,6 +752,15 @@ status:
             offer.spec.registration.as_ref().unwrap().supported_trust,
             vec!["reputation"]
         );
+        let routes = &offer.spec.routes;
+        assert_eq!(routes.len(), 3);
+        assert_eq!(routes[0].methods, ["POST"]);
+        assert_eq!(
+            routes[0].price.as_ref().unwrap().per_request.as_deref(),
+            Some("0.002")
+        );
+        assert_eq!(routes[1].gate.as_deref(), Some("free"));
+        assert_eq!(routes[2].free_quota, Some(3));
 
         // Every field survives a write and a read, under the reference's names.
         let original: serde_json::Value = serde_yaml_ng::from_str(OFFER_YAML).unwrap();

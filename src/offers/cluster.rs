@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::config::PricingConfig;
+use super::declared::{RouteEntry, RoutePrice, RouteView};
 use super::kube::{self as kube_offer, parse_service_upstream, price_of};
 use super::resolve::{resolve_rule, valid_name};
 use super::store::Created;
@@ -27,8 +28,8 @@ use crate::k8s::apply::{self, set_conditions};
 use crate::k8s::children::{self, RouteOptions};
 use crate::k8s::crd;
 use crate::k8s::types::{
-    OfferPayment, OfferPrice, OfferRegistration, OfferUpstream, ServiceOffer, ServiceOfferSpec,
-    condition,
+    OfferPayment, OfferPrice, OfferRegistration, OfferRoute, OfferUpstream, ServiceOffer,
+    ServiceOfferSpec, condition,
 };
 use crate::k8s::{Condition, K8sError, KubeClient};
 use crate::x402::networks::Registry;
@@ -48,6 +49,8 @@ pub struct ClusterOfferSpec {
     pub path: Option<String>,
     pub description: Option<String>,
     pub max_timeout_seconds: Option<u64>,
+    /// `spec.routes` (replacing the offer's; `Some(vec![])` removes them).
+    pub routes: Option<Vec<RouteEntry>>,
 }
 
 /// Why a cluster offer operation failed.
@@ -109,6 +112,8 @@ pub struct ClusterOfferView {
     pub problem: Option<String>,
     /// RFC 3339 creation time.
     pub created: Option<String>,
+    /// `spec.routes` (empty: the whole path is paid at `price`).
+    pub routes: Vec<RouteView>,
 }
 
 /// The result of `create`.
@@ -187,6 +192,32 @@ pub fn build_offer(
             .get_or_insert_with(OfferRegistration::default)
             .description = Some(d.clone()).filter(|d| !d.is_empty());
     }
+    if let Some(routes) = &spec.routes {
+        s.routes = routes
+            .iter()
+            .map(|e| {
+                let price = e
+                    .price
+                    .as_ref()
+                    .map(|p| {
+                        p.per_request().map(|v| OfferPrice {
+                            per_request: Some(v.to_string()),
+                            ..Default::default()
+                        })
+                    })
+                    .transpose()
+                    .map_err(|m| ClusterOfferError::Invalid(format!("route {}: {m}", e.path)))?;
+                Ok(OfferRoute {
+                    path: e.path.clone(),
+                    methods: e.methods.clone(),
+                    gate: e.gate.clone(),
+                    price,
+                    summary: e.summary.clone(),
+                    free_quota: None,
+                })
+            })
+            .collect::<Result<_, ClusterOfferError>>()?;
+    }
 
     let mut offer = ServiceOffer::new(&spec.name, s);
     offer.metadata.namespace = Some(namespace.to_string());
@@ -252,6 +283,26 @@ pub fn view_of(offer: &ServiceOffer, registry: &Registry) -> ClusterOfferView {
                 .condition(condition::ROUTE_PUBLISHED)
                 .filter(|c| c.is_false())
         });
+    let routes = offer
+        .spec
+        .routes
+        .iter()
+        .map(|r| {
+            let entry = RouteEntry {
+                path: r.path.clone(),
+                methods: r.methods.clone(),
+                gate: r.gate.clone(),
+                price: r
+                    .price
+                    .as_ref()
+                    .and_then(|p| kube_offer::price_of_price(p, "price", decimals).ok())
+                    .map(|(p, _)| RoutePrice::Decimal(p)),
+                summary: r.summary.clone(),
+                extra: Default::default(),
+            };
+            RouteView::of(&entry, &price)
+        })
+        .collect();
     ClusterOfferView {
         name: offer.metadata.name.clone().unwrap_or_default(),
         namespace: offer.metadata.namespace.clone().unwrap_or_default(),
@@ -279,6 +330,7 @@ pub fn view_of(offer: &ServiceOffer, registry: &Registry) -> ClusterOfferView {
             .creation_timestamp
             .as_ref()
             .map(|t| t.0.to_string()),
+        routes,
     }
 }
 

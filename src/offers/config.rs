@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::declared::RouteEntry;
+use crate::secret::Secret;
+
 /// Chain used when neither a route nor the file names one.
 pub const DEFAULT_CHAIN: &str = "base-sepolia";
 
@@ -79,7 +82,7 @@ pub struct RouteRule {
     pub network: Option<String>,
     /// Sent as `Authorization` to the upstream on paid requests. A secret: never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream_auth: Option<String>,
+    pub upstream_auth: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer_namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +114,15 @@ pub struct RouteRule {
         deserialize_with = "null_as_default"
     )]
     pub paused: bool,
+    /// The offer's declared routes (see [`super::declared`]): paths relative to the offer's,
+    /// each paid (at the offer's price or its own) or free. Once any is declared, the offer's
+    /// other paths are refused. Empty: the whole pattern is paid at `price`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub routes: Vec<RouteEntry>,
     /// Keys obol does not know, preserved as read.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_yaml_ng::Value>,
@@ -121,7 +133,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// Treats an explicit `null` (`routes:` with nothing after it) like a missing key.
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(super) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -134,7 +146,7 @@ where
 /// A bare number reaches us as an `f64`; its shortest round-trip text (Rust's `Display`, never
 /// an exponent) reproduces the digits written for any price of up to 15 significant digits.
 /// Only the text is kept: the amount is parsed from it as a decimal, never as a float.
-fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -164,7 +176,7 @@ impl fmt::Debug for PricingConfig {
 }
 
 impl fmt::Debug for RouteRule {
-    /// Leaves out `upstreamAuth` (a secret) and unknown keys.
+    /// Leaves out unknown keys (`upstreamAuth` is a [`Secret`]: it prints `<redacted>`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouteRule")
             .field("pattern", &self.pattern)
@@ -174,11 +186,9 @@ impl fmt::Debug for RouteRule {
             .field("offer_namespace", &self.offer_namespace)
             .field("offer_name", &self.offer_name)
             .field("upstream_url", &self.upstream_url)
-            .field(
-                "upstream_auth",
-                &self.upstream_auth.as_ref().map(|_| "<redacted>"),
-            )
+            .field("upstream_auth", &self.upstream_auth)
             .field("paused", &self.paused)
+            .field("routes", &self.routes)
             .finish_non_exhaustive()
     }
 }

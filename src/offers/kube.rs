@@ -21,7 +21,7 @@ use std::fmt;
 
 use super::config::RouteRule;
 use crate::k8s::crd;
-use crate::k8s::types::ServiceOffer;
+use crate::k8s::types::{OfferPrice, ServiceOffer};
 use crate::x402::amount::{Rounding, format_atomic, parse_decimal};
 use crate::x402::networks::Registry;
 
@@ -50,6 +50,9 @@ pub mod reason {
     pub const INVALID_PAYMENT: &str = "InvalidPayment";
     /// Another offer (earlier in namespace/name order) serves the same path.
     pub const PATH_CONFLICT: &str = "PathConflict";
+    /// A declared route with `gate: auth` or `freeQuota` (SIWX sign-in, not implemented by
+    /// obol): the offer is not served at all rather than served without the sign-in.
+    pub const UNSUPPORTED_GATE: &str = "UnsupportedGate";
 }
 
 /// Why an offer cannot be served: a condition reason (CamelCase) and a message.
@@ -115,7 +118,16 @@ pub fn offer_pattern(path: &str) -> String {
 /// The price the verifier charges per request, as a decimal string, and how it was given.
 /// `decimals`: the asset's, for rounding `perMTok / 1000`.
 pub fn price_of(offer: &ServiceOffer, decimals: u8) -> Result<(String, PriceModel), OfferProblem> {
-    let price = &offer.spec.payment.price;
+    price_of_price(&offer.spec.payment.price, "spec.payment.price", decimals)
+}
+
+/// [`price_of`] for any price object (the offer's or a declared route's), `field` naming it
+/// in the messages.
+pub fn price_of_price(
+    price: &OfferPrice,
+    field: &str,
+    decimals: u8,
+) -> Result<(String, PriceModel), OfferProblem> {
     fn given(v: &Option<String>) -> Option<&str> {
         v.as_deref().map(str::trim).filter(|s| !s.is_empty())
     }
@@ -126,16 +138,17 @@ pub fn price_of(offer: &ServiceOffer, decimals: u8) -> Result<(String, PriceMode
         let shifted = shift_left(p, 3).ok_or_else(|| {
             OfferProblem::new(
                 reason::INVALID_SPEC,
-                format!("perMTok `{p}` is not a decimal amount like 1.5"),
+                format!("{field}.perMTok `{p}` is not a decimal amount like 1.5"),
             )
         })?;
-        let atomic = parse_decimal(&shifted, decimals, Rounding::HalfUp)
-            .map_err(|e| OfferProblem::new(reason::INVALID_PAYMENT, format!("perMTok: {e}")))?;
+        let atomic = parse_decimal(&shifted, decimals, Rounding::HalfUp).map_err(|e| {
+            OfferProblem::new(reason::INVALID_PAYMENT, format!("{field}.perMTok: {e}"))
+        })?;
         if atomic.is_zero() {
             return Err(OfferProblem::new(
                 reason::INVALID_PAYMENT,
                 format!(
-                    "perMTok `{p}` is too small: {p}/{APPROX_TOKENS_PER_REQUEST} per request rounds to 0 at {decimals} decimals"
+                    "{field}.perMTok `{p}` is too small: {p}/{APPROX_TOKENS_PER_REQUEST} per request rounds to 0 at {decimals} decimals"
                 ),
             ));
         }
@@ -147,9 +160,11 @@ pub fn price_of(offer: &ServiceOffer, decimals: u8) -> Result<(String, PriceMode
     Err(OfferProblem::new(
         reason::NO_PRICE,
         if price.per_epoch.is_some() {
-            "only perEpoch is set, which the verifier cannot charge per request; set perRequest, perMTok or perHour"
+            format!(
+                "{field}: only perEpoch is set, which the verifier cannot charge per request; set perRequest, perMTok or perHour"
+            )
         } else {
-            "no price: set spec.payment.price.perRequest (or perMTok, perHour)"
+            format!("no price: set {field}.perRequest (or perMTok, perHour)")
         },
     ))
 }
@@ -221,6 +236,7 @@ pub fn from_service_offer(
         .and_then(|d| u8::try_from(d).ok())
         .unwrap_or(DEFAULT_PRICE_DECIMALS);
     let (price, _model) = price_of(offer, decimals)?;
+    let routes = declared_routes(offer, decimals)?;
     let path = offer.effective_path();
     let strip = path.trim_end_matches('/');
     let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
@@ -249,8 +265,72 @@ pub fn from_service_offer(
         eip712_name: text(&asset.eip712_name),
         eip712_version: text(&asset.eip712_version),
         paused: offer.is_paused(),
+        routes,
         extra: Default::default(),
     })
+}
+
+/// `spec.routes` as the rule's declared routes. `gate: auth` and `freeQuota` (SIWX sign-in)
+/// make the whole offer unavailable ([`reason::UNSUPPORTED_GATE`]): served without the
+/// sign-in it would be free, and not served it is refused. A path without one meaning, a
+/// method twice or a path declared twice is [`reason::INVALID_SPEC`]. A route price is
+/// charged like the offer's (perRequest, else perMTok/1000, else perHour).
+fn declared_routes(
+    offer: &ServiceOffer,
+    decimals: u8,
+) -> Result<Vec<super::declared::RouteEntry>, OfferProblem> {
+    use super::declared::{self, RouteEntry, RoutePrice};
+    let mut entries = Vec::with_capacity(offer.spec.routes.len());
+    let mut invalid = Vec::new();
+    for (j, r) in offer.spec.routes.iter().enumerate() {
+        let at = format!("spec.routes[{j}]");
+        if r.gate.as_deref().map(str::trim) == Some("auth") {
+            return Err(OfferProblem::new(
+                reason::UNSUPPORTED_GATE,
+                format!(
+                    "{at} ({}): gate auth is not supported yet by obol; use paid or free",
+                    r.path
+                ),
+            ));
+        }
+        if r.free_quota.is_some() {
+            return Err(OfferProblem::new(
+                reason::UNSUPPORTED_GATE,
+                format!(
+                    "{at} ({}): freeQuota (free calls per signed-in wallet) is not supported yet by obol; remove it",
+                    r.path
+                ),
+            ));
+        }
+        let price = match &r.price {
+            Some(p) => Some(RoutePrice::Decimal(
+                price_of_price(p, &format!("{at}.price"), decimals)?.0,
+            )),
+            None => None,
+        };
+        let entry = RouteEntry {
+            path: r.path.clone(),
+            methods: r.methods.clone(),
+            gate: r.gate.clone(),
+            price,
+            summary: r.summary.clone(),
+            extra: Default::default(),
+        };
+        if let Err(ps) = declared::check_entry(&entry) {
+            invalid.extend(ps.into_iter().map(|m| format!("{at}: {m}")));
+        }
+        entries.push(entry);
+    }
+    invalid.extend(
+        declared::check_list(&entries)
+            .into_iter()
+            .map(|m| format!("spec.routes: {m}")),
+    );
+    if invalid.is_empty() {
+        Ok(entries)
+    } else {
+        Err(OfferProblem::new(reason::INVALID_SPEC, invalid.join("; ")))
+    }
 }
 
 fn offer_namespace(offer: &ServiceOffer) -> String {
@@ -356,8 +436,8 @@ pub fn parse_service_upstream(s: &str) -> Result<ServiceRef, String> {
 mod tests {
     use super::*;
     use crate::k8s::types::{
-        Condition, OfferAsset, OfferPayment, OfferPrice, OfferRegistration, OfferUpstream,
-        ServiceOfferSpec, ServiceOfferStatus, condition,
+        Condition, OfferAsset, OfferPayment, OfferPrice, OfferRegistration, OfferRoute,
+        OfferUpstream, ServiceOfferSpec, ServiceOfferStatus, condition,
     };
     use crate::offers::config::PricingConfig;
     use crate::offers::resolve::resolve_rule;
@@ -626,6 +706,160 @@ mod tests {
             render(&o, &reg),
             Rendered::Invalid { pattern: None, .. }
         ));
+    }
+
+    fn route(path: &str) -> OfferRoute {
+        OfferRoute {
+            path: path.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn declared_routes_become_the_rules_routes() {
+        let mut o = offer(per_request("0.01"));
+        o.spec.routes = vec![
+            OfferRoute {
+                methods: vec!["POST".into()],
+                price: Some(per_request("0.5")),
+                summary: Some("submit".into()),
+                ..route("/submit")
+            },
+            OfferRoute {
+                gate: Some("free".into()),
+                ..route("/jobs/*")
+            },
+            OfferRoute {
+                price: Some(OfferPrice {
+                    per_m_tok: Some("2".into()),
+                    ..Default::default()
+                }),
+                ..route("/v1/chat/completions")
+            },
+        ];
+        let r = rule(&o);
+        assert_eq!(r.routes.len(), 3);
+        assert_eq!(r.routes[0].methods, ["POST"]);
+        assert_eq!(
+            r.routes[0].price,
+            Some(crate::offers::RoutePrice::Decimal("0.5".into()))
+        );
+        assert_eq!(
+            r.routes[2].price,
+            Some(crate::offers::RoutePrice::Decimal("0.002".into())),
+            "perMTok/1000 like the offer's"
+        );
+        let base = PricingConfig::default();
+        let routes =
+            crate::offers::resolve::resolve_routes(&base, &Registry::builtin(), 0, &r).unwrap();
+        let got: Vec<(&str, crate::offers::Gate, U256)> = routes
+            .iter()
+            .map(|r| (r.pattern.as_str(), r.gate, r.amount))
+            .collect();
+        use crate::offers::Gate;
+        assert_eq!(
+            got,
+            [
+                (
+                    "/services/qwen/v1/chat/completions",
+                    Gate::Paid,
+                    U256::from(2_000u64)
+                ),
+                ("/services/qwen/submit", Gate::Paid, U256::from(500_000u64)),
+                ("/services/qwen/jobs/*", Gate::Free, U256::from(10_000u64)),
+                ("/services/qwen/*", Gate::Undeclared, U256::from(10_000u64)),
+            ]
+        );
+        assert!(
+            routes
+                .iter()
+                .all(|r| r.offer_namespace == "llm" && r.offer_name == "qwen")
+        );
+    }
+
+    #[test]
+    fn an_offer_with_gate_auth_or_free_quota_is_unavailable_never_free() {
+        let reg = Registry::builtin();
+        for r in [
+            OfferRoute {
+                gate: Some("auth".into()),
+                ..route("/reports/*")
+            },
+            OfferRoute {
+                gate: Some("free".into()),
+                free_quota: Some(5),
+                ..route("/reports/*")
+            },
+        ] {
+            let mut o = offer(per_request("0.01"));
+            o.spec.routes = vec![route("/a"), r];
+            match render(&o, &reg) {
+                Rendered::Invalid { pattern, problem } => {
+                    assert_eq!(pattern.as_deref(), Some("/services/qwen/*"), "blocked");
+                    assert_eq!(problem.reason, reason::UNSUPPORTED_GATE);
+                    assert!(
+                        problem.message.contains("not supported yet by obol"),
+                        "{problem}"
+                    );
+                    assert!(problem.message.contains("spec.routes[1]"), "{problem}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_declared_routes_make_the_offer_invalid() {
+        let reg = Registry::builtin();
+        for (routes, needle) in [
+            (vec![route("/a/..")], "\"..\" segment"),
+            (vec![route("//a")], "empty segment"),
+            (vec![route("/a*")], "last segment"),
+            (vec![route("/a"), route("/a")], "declared twice"),
+            (
+                vec![OfferRoute {
+                    methods: vec!["GET".into(), "GET".into()],
+                    ..route("/a")
+                }],
+                "twice",
+            ),
+            (
+                vec![OfferRoute {
+                    methods: vec!["get".into()],
+                    ..route("/a")
+                }],
+                "spec.routes[0].methods",
+            ),
+            (
+                vec![OfferRoute {
+                    price: Some(per_request("1e-30")),
+                    ..route("/a")
+                }],
+                "spec.routes[0].price.perRequest",
+            ),
+        ] {
+            let mut o = offer(per_request("0.01"));
+            o.spec.routes = routes;
+            match render(&o, &reg) {
+                Rendered::Invalid { pattern, problem } => {
+                    assert_eq!(pattern.as_deref(), Some("/services/qwen/*"));
+                    assert_eq!(problem.reason, reason::INVALID_SPEC);
+                    assert!(problem.message.contains(needle), "{needle}: {problem}");
+                }
+                other => panic!("{needle}: {other:?}"),
+            }
+        }
+        // Too many decimals for the asset: the route does not resolve.
+        let mut o = offer(per_request("0.01"));
+        o.spec.routes = vec![OfferRoute {
+            price: Some(per_request("0.0000001")),
+            ..route("/a")
+        }];
+        let r = rule(&o);
+        let e = crate::offers::resolve::resolve_routes(&PricingConfig::default(), &reg, 0, &r)
+            .unwrap_err()
+            .join("; ");
+        assert!(e.contains("routes[0]: price"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,9 @@ use std::sync::Arc;
 use alloy_primitives::{Address, U256};
 
 use super::config::{DEFAULT_CHAIN, LOCAL_NAMESPACE, PricingConfig, RouteRule};
+use super::declared::{self, Gate, PathKind};
+use super::matcher::Pattern;
+use crate::secret::Secret;
 use crate::x402::amount::{Rounding, parse_decimal};
 use crate::x402::networks::{Asset, Network, Registry};
 use crate::x402::wire::PaymentRequirements;
@@ -23,7 +26,7 @@ pub const DEFAULT_MAX_TIMEOUT_SECONDS: u64 = 300;
 /// A route ready to serve.
 #[derive(Clone)]
 pub struct Route {
-    /// Position in the offers file (first match wins).
+    /// Position of its rule in the offers file (every route of one offer has its rule's).
     pub index: usize,
     pub pattern: String,
     /// Metric label; `""` when the rule names none.
@@ -44,8 +47,13 @@ pub struct Route {
     pub upstream_url: Option<String>,
     pub strip_prefix: Option<String>,
     /// A secret: never logged.
-    pub upstream_auth: Option<String>,
+    pub upstream_auth: Option<Secret>,
     pub paused: bool,
+    /// Paid, free (a declared free route) or undeclared (a path of an offer that declares
+    /// routes, but not this one: refused).
+    pub gate: Gate,
+    /// The methods a declared route lists (metadata, not enforced); empty otherwise.
+    pub methods: Vec<http::Method>,
 }
 
 impl fmt::Debug for Route {
@@ -62,11 +70,9 @@ impl fmt::Debug for Route {
             .field("amount", &self.amount)
             .field("pay_to", &self.pay_to)
             .field("upstream_url", &self.upstream_url)
-            .field(
-                "upstream_auth",
-                &self.upstream_auth.as_ref().map(|_| "<redacted>"),
-            )
+            .field("upstream_auth", &self.upstream_auth)
             .field("paused", &self.paused)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -267,14 +273,35 @@ fn resolve_asset(rule: &RouteRule, network: &Network) -> Result<Asset, String> {
     })
 }
 
-/// Resolves one rule. `Err` holds every problem of this rule.
+/// Resolves one rule, declared routes included, and returns the route of the offer's own
+/// pattern and price (the last of [`resolve_routes`]; [`Gate::Undeclared`] when the offer
+/// declares routes). `Err` holds every problem of this rule.
 pub fn resolve_rule(
     cfg: &PricingConfig,
     registry: &Registry,
     index: usize,
     rule: &RouteRule,
 ) -> Result<Route, Vec<String>> {
-    resolve_rule_cached(cfg, registry, index, rule, &mut Shared::default())
+    let base = resolve_rule_cached(cfg, registry, index, rule, &mut Shared::default());
+    if rule.routes.is_empty() {
+        return base;
+    }
+    let base = base.map(|b| Route {
+        gate: Gate::Undeclared,
+        ..b
+    });
+    expand(rule, base.clone())?;
+    base
+}
+
+/// Every route of one rule in table order (see [`resolve_routes_cached`]).
+pub fn resolve_routes(
+    cfg: &PricingConfig,
+    registry: &Registry,
+    index: usize,
+    rule: &RouteRule,
+) -> Result<Vec<Route>, Vec<String>> {
+    resolve_routes_cached(cfg, registry, index, rule, &mut Shared::default())
 }
 
 /// Resolves rules one at a time against one file's `chain` and `wallet`, sharing one
@@ -295,9 +322,10 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// [`resolve_rule`] with the shared networks and assets.
-    pub fn resolve(&mut self, index: usize, rule: &RouteRule) -> Result<Route, Vec<String>> {
-        resolve_rule_cached(self.cfg, self.registry, index, rule, &mut self.shared)
+    /// [`resolve_routes`] with the shared networks and assets: every route of `rule`, in
+    /// table order.
+    pub fn resolve(&mut self, index: usize, rule: &RouteRule) -> Result<Vec<Route>, Vec<String>> {
+        resolve_routes_cached(self.cfg, self.registry, index, rule, &mut self.shared)
     }
 }
 
@@ -410,7 +438,7 @@ fn resolve_rule_cached(
         problems.push(format!("stripPrefix {p:?} must start with '/'"));
     }
     if let Some(auth) = &rule.upstream_auth
-        && http::HeaderValue::from_str(auth).is_err()
+        && http::HeaderValue::from_str(auth.expose()).is_err()
     {
         problems.push("upstreamAuth is not a valid header value".to_string());
     }
@@ -437,7 +465,120 @@ fn resolve_rule_cached(
         strip_prefix: non_empty(&rule.strip_prefix).map(str::to_string),
         upstream_auth: rule.upstream_auth.clone().filter(|s| !s.is_empty()),
         paused: rule.paused,
+        gate: Gate::Paid,
+        methods: Vec::new(),
     })
+}
+
+/// Every route of one rule, in table order. A rule without declared routes is one paid route
+/// (its pattern at its price). A rule with declared routes is one route per declared path
+/// (the root `/` is two: `<offer>` and `<offer>/`), most specific first
+/// ([`declared::specificity`]), then, unless `/*` is declared, a catch-all on the offer's own
+/// pattern with [`Gate::Undeclared`]. `Err` holds every problem of the rule.
+fn resolve_routes_cached(
+    cfg: &PricingConfig,
+    registry: &Registry,
+    index: usize,
+    rule: &RouteRule,
+    shared: &mut Shared,
+) -> Result<Vec<Route>, Vec<String>> {
+    let base = resolve_rule_cached(cfg, registry, index, rule, shared);
+    if rule.routes.is_empty() {
+        return base.map(|r| vec![r]);
+    }
+    expand(rule, base)
+}
+
+/// The routes of a rule that declares routes, from its own resolved route (`base`, or its
+/// problems): see [`resolve_routes_cached`].
+fn expand(rule: &RouteRule, base: Result<Route, Vec<String>>) -> Result<Vec<Route>, Vec<String>> {
+    let mut problems = match &base {
+        Ok(_) => Vec::new(),
+        Err(ps) => ps.clone(),
+    };
+    let prefix = match Pattern::parse(&rule.pattern) {
+        Pattern::Prefix(p) => Some(p),
+        _ => {
+            problems.push(format!(
+                "pattern {:?} must be of the form /PATH/* to declare routes (they are relative to PATH)",
+                rule.pattern
+            ));
+            None
+        }
+    };
+    problems.extend(declared::check_list(&rule.routes));
+    let mut checked = Vec::with_capacity(rule.routes.len());
+    for (j, entry) in rule.routes.iter().enumerate() {
+        match declared::check_entry(entry) {
+            Ok((gate, methods, kind)) => checked.push((entry, gate, methods, kind)),
+            Err(ps) => problems.extend(ps.into_iter().map(|m| format!("routes[{j}]: {m}"))),
+        }
+    }
+    let (Ok(base), Some(prefix)) = (base, prefix) else {
+        return Err(problems);
+    };
+    // Prices against the offer's asset.
+    let mut amounts = Vec::with_capacity(checked.len());
+    for (j, (entry, ..)) in checked.iter().enumerate() {
+        let Some(price) = &entry.price else {
+            amounts.push(None);
+            continue;
+        };
+        let Ok(text) = price.per_request() else {
+            amounts.push(None);
+            continue;
+        };
+        match parse_decimal(text, base.asset.decimals, Rounding::Exact) {
+            Ok(v) if v.is_zero() => {
+                problems.push(format!(
+                    "routes[{j}]: price {text:?} must be greater than 0"
+                ));
+            }
+            Ok(v) => amounts.push(Some((text.to_string(), v))),
+            Err(e) => problems.push(format!(
+                "routes[{j}]: price: {e} ({} has {} decimals)",
+                base.asset.symbol, base.asset.decimals
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut order: Vec<usize> = (0..checked.len()).collect();
+    order.sort_by_key(|&k| declared::specificity(&checked[k].0.path, checked[k].3));
+    let mut routes = Vec::with_capacity(checked.len() + 2);
+    let mut whole_offer_declared = false;
+    for k in order {
+        let (entry, gate, methods, kind) = &checked[k];
+        whole_offer_declared |= *kind == PathKind::Subtree && entry.path == "/*";
+        let (price, amount) = match &amounts[k] {
+            Some((text, v)) => (text.clone(), *v),
+            None => (base.price.clone(), base.amount),
+        };
+        let description = entry
+            .summary
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| base.description.clone());
+        for pattern in declared::patterns_of(&prefix, &entry.path) {
+            routes.push(Route {
+                pattern,
+                price: price.clone(),
+                amount,
+                description: description.clone(),
+                gate: *gate,
+                methods: methods.clone(),
+                ..base.clone()
+            });
+        }
+    }
+    if !whole_offer_declared {
+        routes.push(Route {
+            gate: Gate::Undeclared,
+            ..base
+        });
+    }
+    Ok(routes)
 }
 
 /// Resolves every route of the file, in order. Used by the verifier on every (re)load.
@@ -464,8 +605,11 @@ pub fn resolve_owned<T>(
     let mut shared = Shared::default();
     while let Some(rule) = rules.pop() {
         let i = rules.len();
-        match resolve_rule_cached(cfg, registry, i, &rule, &mut shared) {
-            Ok(route) if problems.is_empty() => kept.push(keep(route)),
+        match resolve_routes_cached(cfg, registry, i, &rule, &mut shared) {
+            // `kept` is reversed at the end: push this rule's routes last first.
+            Ok(routes) if problems.is_empty() => {
+                kept.extend(routes.into_iter().rev().map(&mut keep));
+            }
             // The file is refused: only its problems matter now.
             Ok(_) => {}
             Err(ps) => problems.extend(ps.into_iter().rev().map(|message| Problem {
@@ -493,8 +637,8 @@ fn resolve_borrowed(
     let mut problems = Vec::new();
     let mut shared = Shared::default();
     for (i, rule) in rules.iter().enumerate() {
-        match resolve_rule_cached(cfg, registry, i, rule, &mut shared) {
-            Ok(r) => routes.push(r),
+        match resolve_routes_cached(cfg, registry, i, rule, &mut shared) {
+            Ok(rs) => routes.extend(rs),
             Err(ps) => problems.extend(ps.into_iter().map(|message| Problem {
                 at: where_(i, rule),
                 message,
@@ -790,6 +934,221 @@ mod tests {
         assert!(parse_address("1111111111111111111111111111111111111111").is_none());
     }
 
+    fn offer_with_routes(routes: &str) -> PricingConfig {
+        cfg(&format!(
+            "wallet: \"{WALLET}\"\nroutes:\n  - pattern: /services/api/*\n    price: \"0.01\"\n    offerNamespace: local\n    offerName: api\n    description: the api\n    routes:\n{routes}"
+        ))
+    }
+
+    fn table(c: &PricingConfig) -> Vec<(String, Gate, U256)> {
+        resolve(c, &Registry::builtin())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.pattern, r.gate, r.amount))
+            .collect()
+    }
+
+    #[test]
+    fn declared_routes_expand_most_specific_first_then_a_refusing_catch_all() {
+        let routes = "      - path: /jobs/*\n        gate: free\n      - path: /submit\n        methods: [POST]\n        price: \"0.5\"\n        summary: submit a job\n      - path: /\n      - path: /jobs/special\n        price: {perRequest: \"2\"}\n";
+        let c = offer_with_routes(routes);
+        let t = table(&c);
+        let cent = U256::from(10_000u64);
+        assert_eq!(
+            t,
+            vec![
+                (
+                    "/services/api/jobs/special".into(),
+                    Gate::Paid,
+                    U256::from(2_000_000u64)
+                ),
+                (
+                    "/services/api/submit".into(),
+                    Gate::Paid,
+                    U256::from(500_000u64)
+                ),
+                ("/services/api".into(), Gate::Paid, cent),
+                ("/services/api/".into(), Gate::Paid, cent),
+                ("/services/api/jobs/*".into(), Gate::Free, cent),
+                ("/services/api/*".into(), Gate::Undeclared, cent),
+            ]
+        );
+        let rs = resolve(&c, &Registry::builtin()).unwrap();
+        assert_eq!(rs[1].methods, vec![http::Method::POST]);
+        assert_eq!(rs[1].description, "submit a job");
+        assert_eq!(rs[0].description, "the api", "no summary: the offer's");
+        assert!(rs.iter().all(|r| r.offer_name == "api" && r.index == 0));
+        assert!(
+            rs.iter()
+                .all(|r| r.strip_prefix.is_none() || r.strip_prefix == rs[0].strip_prefix)
+        );
+
+        // The written order does not matter.
+        let mut lines: Vec<String> = Vec::new();
+        let mut cur = String::new();
+        for l in routes.lines() {
+            if l.starts_with("      - ") && !cur.is_empty() {
+                lines.push(std::mem::take(&mut cur));
+            }
+            cur.push_str(l);
+            cur.push('\n');
+        }
+        lines.push(cur);
+        lines.reverse();
+        assert_eq!(table(&offer_with_routes(&lines.concat())), t);
+
+        // Through the matcher: the most specific declared path serves a request.
+        let m = crate::offers::Matcher::new(
+            rs.iter()
+                .map(|r| (Pattern::parse(&r.pattern), (r.pattern.clone(), r.gate)))
+                .collect(),
+        );
+        let at = |p: &str| m.find(p).map(|(_, v)| v.clone());
+        assert_eq!(at("/services/api/jobs/special").unwrap().1, Gate::Paid);
+        assert_eq!(at("/services/api/jobs/other").unwrap().1, Gate::Free);
+        assert_eq!(at("/services/api/jobs").unwrap().1, Gate::Free);
+        assert_eq!(at("/services/api/submit").unwrap().1, Gate::Paid);
+        assert_eq!(at("/services/api/submit/x").unwrap().1, Gate::Undeclared);
+        assert_eq!(at("/services/api/other").unwrap().1, Gate::Undeclared);
+        assert_eq!(at("/services/api").unwrap().1, Gate::Paid);
+
+        // The offer's own route (for `sell list`) is the catch-all.
+        let own = resolve_rule(&c, &Registry::builtin(), 0, &c.routes[0]).unwrap();
+        assert_eq!(
+            (own.pattern.as_str(), own.gate),
+            ("/services/api/*", Gate::Undeclared)
+        );
+    }
+
+    #[test]
+    fn declaring_the_whole_offer_leaves_no_catch_all() {
+        let c = offer_with_routes("      - path: /*\n        gate: free\n      - path: /pay\n");
+        let t = table(&c);
+        assert_eq!(
+            t.iter()
+                .map(|(p, g, _)| (p.as_str(), *g))
+                .collect::<Vec<_>>(),
+            [
+                ("/services/api/pay", Gate::Paid),
+                ("/services/api/*", Gate::Free)
+            ]
+        );
+        let own = resolve_rule(&c, &Registry::builtin(), 0, &c.routes[0]).unwrap();
+        assert_eq!(own.amount, U256::from(10_000u64), "the offer's own price");
+    }
+
+    #[test]
+    fn an_offer_without_routes_is_one_paid_route() {
+        let c = cfg(&format!(
+            "wallet: \"{WALLET}\"\nroutes:\n  - pattern: /services/a/*\n    price: \"0.01\"\n"
+        ));
+        assert_eq!(
+            table(&c),
+            [(
+                "/services/a/*".to_string(),
+                Gate::Paid,
+                U256::from(10_000u64)
+            )]
+        );
+    }
+
+    #[test]
+    fn hostile_route_lists_are_refused_with_every_problem() {
+        let bad = |routes: &str| {
+            validate(&offer_with_routes(routes), &Registry::builtin())
+                .unwrap_err()
+                .to_string()
+        };
+        for (routes, needle) in [
+            ("      - path: /a/..\n", "\"..\" segment"),
+            ("      - path: /a//b\n", "empty segment"),
+            ("      - path: /%2e%2e/x\n", "'%'"),
+            (
+                "      - path: /a\n      - path: /a\n        gate: free\n",
+                "declared twice",
+            ),
+            (
+                "      - path: /a\n        gate: auth\n",
+                "gate auth is not supported yet by obol; use paid or free",
+            ),
+            ("      - path: /a\n        methods: [GET, FETCH]\n", "FETCH"),
+            (
+                "      - path: /a\n        price: \"0\"\n",
+                "must be greater than 0",
+            ),
+            ("      - path: /a\n        price: \"-1\"\n", "price"),
+            ("      - path: /a\n        price: -1\n", "price"),
+            ("      - path: /a\n        price: 1e-30\n", "decimal"),
+            ("      - path: /a\n        price: \"1e-30\"\n", "price"),
+            (
+                "      - path: /a\n        price: \"0.0000001\"\n",
+                "decimal",
+            ),
+            (
+                "      - path: /a\n        freeQuota: 3\n",
+                "unknown key \"freeQuota\"",
+            ),
+            (
+                "      - path: /a\n        gate: free\n        price: \"1\"\n",
+                "free route takes no price",
+            ),
+        ] {
+            let err = bad(routes);
+            assert!(err.contains(needle), "{routes}: {err}");
+            assert!(err.contains("routes[0] (offer api)"), "{err}");
+        }
+        let many: String = (0..129).map(|i| format!("      - path: /r{i}\n")).collect();
+        assert!(bad(&many).contains("129 routes declared; at most 128"));
+        let ok: String = (0..128).map(|i| format!("      - path: /r{i}\n")).collect();
+        assert_eq!(
+            resolve(&offer_with_routes(&ok), &Registry::builtin())
+                .unwrap()
+                .len(),
+            129
+        );
+        // Routes need an offer pattern with a prefix.
+        let c = cfg(&format!(
+            "wallet: \"{WALLET}\"\nroutes:\n  - pattern: /exact\n    price: \"1\"\n    routes:\n      - path: /a\n"
+        ));
+        let err = validate(&c, &Registry::builtin()).unwrap_err().to_string();
+        assert!(err.contains("must be of the form /PATH/*"), "{err}");
+        // Every problem at once, the offer's and its routes'.
+        let c = cfg(
+            "routes:\n  - pattern: /s/*\n    price: \"x\"\n    routes:\n      - path: /..\n      - path: /b\n        gate: auth\n",
+        );
+        let err = validate(&c, &Registry::builtin()).unwrap_err().to_string();
+        for needle in ["price", "payTo", "routes[0]", "routes[1]", "gate auth"] {
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn route_prices_round_trip_in_the_form_written() {
+        let c = offer_with_routes(
+            "      - path: /a\n        price: {perRequest: \"0.5\"}\n      - path: /b\n        price: 0.25\n      - path: /c\n        price: \"0.125\"\n",
+        );
+        let text = crate::offers::config::to_yaml(&c).unwrap();
+        assert!(
+            text.contains("perRequest: '0.5'") || text.contains("perRequest: \"0.5\""),
+            "{text}"
+        );
+        let again = parse(&text, Path::new("t.yaml")).unwrap();
+        assert_eq!(again, c);
+        let amounts: Vec<U256> = resolve(&c, &Registry::builtin())
+            .unwrap()
+            .iter()
+            .map(|r| r.amount)
+            .collect();
+        assert_eq!(
+            amounts[..3],
+            [
+                U256::from(500_000u64),
+                U256::from(250_000u64),
+                U256::from(125_000u64)
+            ]
+        );
+    }
+
     #[test]
     fn debug_hides_upstream_auth() {
         let c = cfg(&format!(
@@ -797,6 +1156,9 @@ mod tests {
         ));
         let r = &resolve(&c, &Registry::builtin()).unwrap()[0];
         assert!(!format!("{r:?}").contains("sk-very-secret"));
-        assert_eq!(r.upstream_auth.as_deref(), Some("Bearer sk-very-secret"));
+        assert_eq!(
+            r.upstream_auth.as_ref().map(Secret::expose),
+            Some("Bearer sk-very-secret")
+        );
     }
 }

@@ -9,7 +9,9 @@ use alloy_primitives::U256;
 use serde::Serialize;
 
 use super::config::{self, FileError, LOCAL_NAMESPACE, PricingConfig, RouteRule};
+use super::declared::{RouteEntry, RouteView};
 use super::resolve::{self, InvalidOffers, valid_name};
+use crate::secret::Secret;
 use crate::x402::networks::Registry;
 
 /// Why an offer operation failed.
@@ -41,8 +43,10 @@ pub struct OfferSpec {
     pub pay_to: Option<String>,
     pub path: Option<String>,
     pub description: Option<String>,
-    pub upstream_auth: Option<String>,
+    pub upstream_auth: Option<Secret>,
     pub max_timeout_seconds: Option<u64>,
+    /// The declared routes (replacing the offer's; `Some(vec![])` removes them).
+    pub routes: Option<Vec<RouteEntry>>,
 }
 
 /// Whether `create` made a new offer or changed an existing one.
@@ -78,6 +82,8 @@ pub struct OfferView {
     pub paused: bool,
     /// Whether an `Authorization` value is injected upstream (the value is never shown).
     pub upstream_auth: bool,
+    /// The declared routes (empty: the whole path is paid at `price`).
+    pub routes: Vec<RouteView>,
 }
 
 /// The offers file and the registry used to validate it.
@@ -193,6 +199,9 @@ impl OfferStore {
         if let Some(a) = &spec.upstream_auth {
             rule.upstream_auth = Some(a.clone()).filter(|a| !a.is_empty());
         }
+        if let Some(routes) = &spec.routes {
+            rule.routes = routes.clone();
+        }
         if let Some(t) = spec.max_timeout_seconds {
             rule.max_timeout_seconds = Some(t);
         }
@@ -269,6 +278,7 @@ impl OfferStore {
                 description: rule.description.clone(),
                 paused: r.paused,
                 upstream_auth: r.upstream_auth.is_some(),
+                routes: RouteView::list(&rule.routes, &r.price),
             },
             // A hand-edited rule that does not resolve: show what is written.
             None => OfferView {
@@ -291,6 +301,7 @@ impl OfferStore {
                 description: rule.description.clone(),
                 paused: rule.paused,
                 upstream_auth: rule.upstream_auth.is_some(),
+                routes: RouteView::list(&rule.routes, &rule.price),
             },
         })
     }

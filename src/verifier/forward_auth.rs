@@ -78,7 +78,7 @@ async fn verify(app: &AppState, headers: &HeaderMap) -> Result<Response, Respons
     }
     let h = resp.headers_mut();
     if let Some(auth) = &live.route.upstream_auth
-        && let Ok(v) = HeaderValue::from_str(auth)
+        && let Ok(v) = HeaderValue::from_str(auth.expose())
     {
         h.insert(header::AUTHORIZATION, v);
     }

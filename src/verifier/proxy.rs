@@ -176,7 +176,7 @@ async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Respo
         HeaderValue::from_static(if https { "https" } else { "http" }),
     );
     if let Some(auth) = &live.route.upstream_auth
-        && let Ok(v) = HeaderValue::from_str(auth)
+        && let Ok(v) = HeaderValue::from_str(auth.expose())
     {
         headers.insert(header::AUTHORIZATION, v);
     }

@@ -407,7 +407,7 @@ impl RouteSource {
                             None,
                         ),
                         None => match resolver.resolve(index, rule) {
-                            Ok(route) => (Ok(route), Some(rule.pattern.clone())),
+                            Ok(routes) => (Ok(routes), Some(rule.pattern.clone())),
                             Err(problems) => (
                                 Err(OfferProblem::new(
                                     reason::INVALID_PAYMENT,
@@ -422,26 +422,30 @@ impl RouteSource {
                     taken.entry(p.clone()).or_insert_with(|| who.clone());
                 }
                 match outcome {
-                    Ok(route) => {
-                        reports.push(OfferReport::new(
-                            offer,
-                            desired_conditions(offer, Ok(&route)),
-                        ));
-                        let series = self.metrics.series(
-                            &route.offer_namespace,
-                            &route.offer_name,
-                            route.chain(),
-                        );
-                        let pattern = Pattern::parse(&route.pattern);
-                        entries.push((
-                            pattern,
-                            Arc::new(LiveRoute {
-                                route,
-                                series,
-                                unpaid: UnpaidCache::default(),
-                            }),
-                        ));
-                        index += 1;
+                    Ok(routes) => {
+                        // The last route is the offer's own pattern at its price.
+                        if let Some(own) = routes.last() {
+                            reports
+                                .push(OfferReport::new(offer, desired_conditions(offer, Ok(own))));
+                        }
+                        // Every route of one offer shares the offer's one series.
+                        for route in routes {
+                            let series = self.metrics.series(
+                                &route.offer_namespace,
+                                &route.offer_name,
+                                route.chain(),
+                            );
+                            let pattern = Pattern::parse(&route.pattern);
+                            entries.push((
+                                pattern,
+                                Arc::new(LiveRoute {
+                                    route,
+                                    series,
+                                    unpaid: UnpaidCache::default(),
+                                }),
+                            ));
+                            index += 1;
+                        }
                     }
                     Err(problem) => {
                         let text = problem.to_string();
