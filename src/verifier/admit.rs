@@ -9,6 +9,7 @@ use super::AppState;
 use super::refusal::Refusal;
 use super::request_path::RequestPath;
 use super::routes::{LiveRoute, Lookup, RouteTable};
+use crate::offers::Gate;
 
 /// A request the verifier will handle: its route table generation, canonical path and route.
 pub struct Admitted {
@@ -20,7 +21,7 @@ pub struct Admitted {
 /// Admits the request target `target` (origin form: `/path?query`), or says why not.
 ///
 /// Fails closed: before the first route load, for a path without one meaning, for a path no
-/// offer covers, for a broken or paused offer.
+/// offer covers, for a broken or paused offer, for a path its offer does not declare.
 pub fn admit(app: &AppState, target: &str) -> Result<Admitted, Refusal> {
     let table = app.table.load_full();
     if !table.loaded {
@@ -35,5 +36,15 @@ pub fn admit(app: &AppState, target: &str) -> Result<Admitted, Refusal> {
     if live.route.paused {
         return Err(Refusal::Paused);
     }
+    if live.route.gate == Gate::Undeclared {
+        return Err(Refusal::Undeclared);
+    }
     Ok(Admitted { table, path, live })
+}
+
+impl Admitted {
+    /// Whether the route is declared free (served without payment).
+    pub fn free(&self) -> bool {
+        self.live.route.gate == Gate::Free
+    }
 }

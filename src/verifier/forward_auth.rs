@@ -54,27 +54,30 @@ async fn verify(app: &AppState, headers: &HeaderMap) -> Result<Response, Respons
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let resource_url = format!("{proto}://{host}{}", admitted.path);
-    let paid = match gate::evaluate(app, &admitted.table, live, headers, &resource_url).await {
-        Decision::Refused(r) => return Err(r),
-        Decision::Paid(p) => p,
-    };
-    let payer = paid.payer;
     let mut resp = StatusCode::OK.into_response();
-    if admitted.table.settle_before_grant {
-        match gate::settle(app, &admitted.table, *paid).await {
-            Settlement::Settled(receipt) => {
-                for (k, v) in super::respond::receipt_headers(&receipt) {
-                    resp.headers_mut().insert(k, v);
+    let mut payer = None;
+    if !admitted.free() {
+        let resource_url = format!("{proto}://{host}{}", admitted.path);
+        let paid = match gate::evaluate(app, &admitted.table, live, headers, &resource_url).await {
+            Decision::Refused(r) => return Err(r),
+            Decision::Paid(p) => p,
+        };
+        payer = Some(paid.payer);
+        if admitted.table.settle_before_grant {
+            match gate::settle(app, &admitted.table, *paid).await {
+                Settlement::Settled(receipt) => {
+                    for (k, v) in super::respond::receipt_headers(&receipt) {
+                        resp.headers_mut().insert(k, v);
+                    }
                 }
+                Settlement::Failed(r) => return Err(r),
             }
-            Settlement::Failed(r) => return Err(r),
+        } else {
+            // Verify-only: the payment is used (held until validBefore) and counted as charged.
+            let gate::Paid { claim, .. } = *paid;
+            claim.consume();
+            live.series.charged(live.route.amount);
         }
-    } else {
-        // Verify-only: the payment is used (held until validBefore) and counted as charged.
-        let gate::Paid { claim, .. } = *paid;
-        claim.consume();
-        live.series.charged(live.route.amount);
     }
     let h = resp.headers_mut();
     if let Some(auth) = &live.route.upstream_auth
@@ -82,7 +85,9 @@ async fn verify(app: &AppState, headers: &HeaderMap) -> Result<Response, Respons
     {
         h.insert(header::AUTHORIZATION, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&payer.to_checksum(None)) {
+    if let Some(payer) = payer
+        && let Ok(v) = HeaderValue::from_str(&payer.to_checksum(None))
+    {
         h.insert(X_PAYMENT_PAYER, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

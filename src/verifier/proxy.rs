@@ -137,10 +137,13 @@ async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Respo
     let host = host_of(req.headers(), req.uri());
     let proto = proto_of(req.headers());
     let resource_url = format!("{proto}://{host}{}", admitted.path);
-    let paid = match gate::evaluate(app, &admitted.table, live, req.headers(), &resource_url).await
-    {
-        Decision::Refused(r) => return Err(r),
-        Decision::Paid(p) => p,
+    let paid = if admitted.free() {
+        None
+    } else {
+        match gate::evaluate(app, &admitted.table, live, req.headers(), &resource_url).await {
+            Decision::Refused(r) => return Err(r),
+            Decision::Paid(p) => Some(p),
+        }
     };
     let https = proto == "https";
 
@@ -180,7 +183,9 @@ async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Respo
     {
         headers.insert(header::AUTHORIZATION, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&paid.payer.to_checksum(None)) {
+    if let Some(p) = &paid
+        && let Ok(v) = HeaderValue::from_str(&p.payer.to_checksum(None))
+    {
         headers.insert(X_PAYMENT_PAYER, v);
     }
     let mut upstream = app
@@ -217,6 +222,10 @@ async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Respo
         drop(paid);
         return Ok(build(status, out_headers, resp));
     }
+    let Some(paid) = paid else {
+        // A declared free route: nothing to settle.
+        return Ok(build(status, out_headers, resp));
+    };
     match gate::settle(app, &admitted.table, *paid).await {
         Settlement::Settled(receipt) => {
             for (k, v) in super::respond::receipt_headers(&receipt) {

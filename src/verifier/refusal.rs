@@ -28,8 +28,6 @@ pub enum Refusal {
     NoRoute,
     /// The offer declares its routes and this path is not one of them.
     Undeclared,
-    /// The route declares methods and this is not one of them.
-    MethodNotAllowed,
     Paused,
     /// The route has no `upstreamURL` (ForwardAuth only).
     NoUpstream,
@@ -151,11 +149,6 @@ impl Refusal {
                 ),
                 retriable: Some(false),
                 ..p(S::NOT_FOUND, "not found", "route_not_declared")
-            },
-            Refusal::MethodNotAllowed => Parts {
-                detail: Some("the route does not accept this method; nothing was charged".into()),
-                retriable: Some(false),
-                ..p(S::METHOD_NOT_ALLOWED, "method not allowed", "method_not_allowed")
             },
             Refusal::Paused => Parts {
                 detail: Some("the seller paused this offer; nothing was charged".into()),
@@ -331,7 +324,6 @@ mod tests {
             Refusal::ForwardedPrefix,
             Refusal::NoRoute,
             Refusal::Undeclared,
-            Refusal::MethodNotAllowed,
             Refusal::Paused,
             Refusal::NoUpstream,
             Refusal::OfferUnavailable {

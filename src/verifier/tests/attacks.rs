@@ -306,3 +306,76 @@ async fn attack_4_and_9_internal_endpoints_stay_off_a_public_listener() {
     assert_eq!(status, 200);
     assert!(body.contains("obol_x402_verifier_requests_total"));
 }
+
+/// An offer that declares its routes: a dear `/submit`, a free `/jobs/*`; nothing else.
+const DECLARED: &str = r#"  - pattern: /services/api/*
+    price: "0.01"
+    offerNamespace: local
+    offerName: api
+    upstreamURL: "UP"
+    stripPrefix: /services/api
+    upstreamAuth: "Bearer api-secret"
+    routes:
+      - path: /submit
+        price: "0.5"
+      - path: /jobs/*
+        gate: free
+"#;
+
+async fn with_declared(mode: Mode) -> Harness {
+    let h = start(mode, false).await;
+    let text = std::fs::read_to_string(&h.offers).unwrap();
+    let up = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("upstreamURL: "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    std::fs::write(&h.offers, format!("{text}{}", DECLARED.replace("UP", &up))).unwrap();
+    let state = Arc::clone(&h.state);
+    wait_for(move || state.table.load().find("/services/api/submit").is_some()).await;
+    h
+}
+
+#[tokio::test]
+async fn declared_routes_free_is_served_free_and_undeclared_is_refused_in_both_modes() {
+    let h = with_declared(Mode::Proxy).await;
+    // Free: served without a payment, with the upstream's credentials, nothing settled.
+    let r = h.get("/services/api/jobs/42", &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(!r.headers().contains_key("payment-response"));
+    let seen = h.up.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].uri, "/jobs/42");
+    assert_eq!(seen[0].headers["authorization"], "Bearer api-secret");
+    assert!(!seen[0].headers.contains_key("x-payment-payer"));
+    // The declared paid route has its own price.
+    let acc = h.accepted("/services/api/submit").await;
+    assert_eq!(acc["amount"], "500000");
+    // Undeclared paths of the offer: refused, never charged at the offer's price.
+    for path in [
+        "/services/api/other",
+        "/services/api/",
+        "/services/api/submit/x",
+    ] {
+        let r = h.get(path, &[]).await;
+        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(json_of(r).await["reason"], "route_not_declared", "{path}");
+    }
+    assert_eq!((h.verifies(), h.settles()), (0, 0));
+
+    let h = with_declared(Mode::ForwardAuth).await;
+    let r = h
+        .get("/verify", &[("x-forwarded-uri", "/services/api/jobs/1")])
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["authorization"], "Bearer api-secret");
+    assert!(!r.headers().contains_key("x-payment-payer"));
+    let r = h
+        .get("/verify", &[("x-forwarded-uri", "/services/api/other")])
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = h
+        .get("/verify", &[("x-forwarded-uri", "/services/api/submit")])
+        .await;
+    assert_eq!(r.status(), 402);
+}
