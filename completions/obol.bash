@@ -1883,7 +1883,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__buyer)
-            opts="-n -v -h -V --listen --config-dir --auths-dir --state --source --namespace --kubeconfig --context --kube-watch-timeout --reload-interval --max-amount --private-key-file --signer-url --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --config-dir --auths-dir --state --source --namespace --kubeconfig --context --kube-watch-timeout --reload-interval --max-amount --private-key-file --signer-url --header-timeout --idle-timeout --max-connections --max-in-flight --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1942,6 +1942,22 @@ _obol() {
                     return 0
                     ;;
                 --signer-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-in-flight)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2013,7 +2029,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__verifier)
-            opts="-n -v -h -V --listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --kube-watch-timeout --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --header-timeout --idle-timeout --max-connections --max-in-flight --kube-watch-timeout --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2064,6 +2080,22 @@ _obol() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-in-flight)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
