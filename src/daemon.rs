@@ -236,12 +236,21 @@ pub async fn serve(
 ///
 /// `limits` hold for all listeners together: the connection cap is one budget of file
 /// descriptors for the process, the in-flight cap one budget of work.
-pub async fn serve_all(
+///
+/// The returned future borrows nothing (it can be spawned).
+pub fn serve_all(
     sites: Vec<(tokio::net::TcpListener, axum::Router)>,
     limits: &Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    serve_sites(sites, *limits, shutdown)
+}
+
+async fn serve_sites(
+    sites: Vec<(tokio::net::TcpListener, axum::Router)>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = *limits;
     tracing::info!("connection limits: {limits}");
     let shared = Arc::new(Shared {
         builder: http_builder(&limits),
