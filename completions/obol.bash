@@ -1529,7 +1529,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__sell__subcmd__create)
-            opts="-n -o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --route --no-routes --offers-file --kube --kubeconfig --context --namespace --output --log-format --verbose --help --version"
+            opts="-n -o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --offers-file --kube --kubeconfig --context --namespace --output --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1564,10 +1564,6 @@ _obol() {
                     return 0
                     ;;
                 --max-timeout-seconds)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --route)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1887,7 +1883,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__buyer)
-            opts="-n -v -h -V --listen --config-dir --auths-dir --state --source --namespace --kubeconfig --context --kube-watch-timeout --reload-interval --max-amount --private-key-file --signer-url --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --config-dir --auths-dir --state --source --namespace --kubeconfig --context --kube-watch-timeout --reload-interval --max-amount --private-key-file --signer-url --header-timeout --idle-timeout --max-connections --max-in-flight --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1946,6 +1942,22 @@ _obol() {
                     return 0
                     ;;
                 --signer-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-in-flight)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2017,17 +2029,13 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__verifier)
-            opts="-n -v -h -V --listen --internal-listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --kube-watch-timeout --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --header-timeout --idle-timeout --max-connections --max-in-flight --kube-watch-timeout --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --internal-listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2072,6 +2080,22 @@ _obol() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-in-flight)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -614,6 +614,9 @@ pub struct ServeVerifierArgs {
     #[command(flatten)]
     pub cluster: KubeArgs,
 
+    #[command(flatten)]
+    pub limits: DaemonLimitsArgs,
+
     /// Length of each ServiceOffer watch request before it is resumed.
     #[arg(long, value_name = "DURATION", default_value = "290s", value_parser = parse_duration, hide = true)]
     pub kube_watch_timeout: Duration,
@@ -708,6 +711,37 @@ pub struct ServeBuyerArgs {
 
     #[command(flatten)]
     pub wallet: WalletSourceArgs,
+
+    #[command(flatten)]
+    pub limits: DaemonLimitsArgs,
+}
+
+/// What a daemon lets its clients hold (`serve verifier`, `serve buyer`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Under hostile load")]
+pub struct DaemonLimitsArgs {
+    /// Close a connection that has not sent a complete request head this long after it
+    /// opened, or (HTTP/1.1) after its previous response: slow or silent clients cannot hold
+    /// connections open. An idle HTTP/1.1 keep-alive connection is closed after this too.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration, env = "OBOL_HEADER_TIMEOUT")]
+    pub header_timeout: Duration,
+
+    /// Close a connection on which no request started for this long (HTTP/2 included),
+    /// after the response it may still be sending.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration, env = "OBOL_IDLE_TIMEOUT")]
+    pub idle_timeout: Duration,
+
+    /// Open connections at most; at the cap no new one is accepted until one closes (they
+    /// wait in the kernel's queue). Lowered to fit the open-file limit (its soft value is
+    /// raised to the hard one first): at most the limit minus max(64, a quarter of it).
+    #[arg(long, value_name = "N", default_value_t = crate::daemon::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..), env = "OBOL_MAX_CONNECTIONS")]
+    pub max_connections: u32,
+
+    /// Requests handled at once at most; more are answered 503 {"error":"overloaded"} with
+    /// Retry-After: 1 (/healthz and /readyz always answer). Lowered to fit the open-file
+    /// limit: at most a quarter of it, minus 32.
+    #[arg(long, value_name = "N", default_value_t = crate::daemon::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..), env = "OBOL_MAX_IN_FLIGHT")]
+    pub max_in_flight: u32,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1128,6 +1162,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("`{s}` has an unknown unit; use ms, s, m or h")),
     };
     Ok(d)
+}
+
+/// A duration as [`parse_duration`] takes it, longer than zero.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "`{}` is zero; give a positive duration, e.g. 10s",
+            s.trim()
+        )),
+        d => Ok(d),
+    }
 }
 
 /// Parses an authorization lifetime: a duration as [`parse_duration`] takes it, or days (`30d`);

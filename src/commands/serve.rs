@@ -11,6 +11,17 @@ use crate::x402::networks::Registry;
 use super::WithHint as _;
 
 pub async fn run(cmd: ServeCommand) -> anyhow::Result<()> {
+    let limits = match &cmd {
+        ServeCommand::Verifier(args) => &args.limits,
+        ServeCommand::Buyer(args) => &args.limits,
+    };
+    crate::daemon::set_limits(crate::daemon::Limits::new(
+        limits.header_timeout,
+        limits.idle_timeout,
+        limits.max_connections,
+        limits.max_in_flight,
+        crate::daemon::raise_nofile_limit(),
+    ));
     match cmd {
         ServeCommand::Verifier(args) => serve_verifier(args).await,
         ServeCommand::Buyer(args) => super::serve_buyer::run(args).await,

@@ -386,35 +386,14 @@ impl Verifier {
             }
         });
 
-        // One shutdown signal, every listener drains.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stop = move || {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
-        let internal_task = internal.map(|l| {
-            tokio::spawn(crate::daemon::serve(
-                l,
-                internal_router(Arc::clone(&self.state)),
-                stop(),
-            ))
-        });
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
-        let result =
-            crate::daemon::serve(listener, router(Arc::clone(&self.state), placement), stop())
-                .await
-                .map_err(ServeError::Server);
-        if let Some(t) = internal_task {
-            match t.await {
-                Ok(r) => r.map_err(ServeError::Server)?,
-                Err(e) => return Err(ServeError::Server(std::io::Error::other(e.to_string()))),
-            }
+        // One shutdown signal, every listener drains together.
+        let mut sites = vec![(listener, router(Arc::clone(&self.state), placement))];
+        if let Some(l) = internal {
+            sites.push((l, internal_router(Arc::clone(&self.state))));
         }
+        let result = crate::daemon::serve_all(sites, &crate::daemon::limits(), shutdown)
+            .await
+            .map_err(ServeError::Server);
         watcher.abort();
         pruner.abort();
         for t in kube_tasks {
