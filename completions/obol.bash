@@ -737,7 +737,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__buy__subcmd__pay)
-            opts="-X -d -H -o -v -h -V --request --data --header --network --max-amount --timeout --retries --private-key-file --signer-url --output --log-format --verbose --help --version"
+            opts="-X -d -H -o -v -h -V --request --data --header --network --max-amount --timeout --max-timeout --retries --private-key-file --signer-url --output --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -776,6 +776,10 @@ _obol() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1883,13 +1887,21 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__buyer)
-            opts="-n -v -h -V --listen --config-dir --auths-dir --state --source --namespace --kubeconfig --context --kube-watch-timeout --reload-interval --max-amount --private-key-file --signer-url --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --admin-token-file --max-timeout --config-dir --auths-dir --state --source --namespace --kubeconfig --context --kube-watch-timeout --reload-interval --max-amount --private-key-file --signer-url --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
