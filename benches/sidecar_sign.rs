@@ -16,7 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use obol::buyer::sidecar::UpstreamSpec;
 use obol::buyer::sidecar::config::UpstreamConfig;
 use obol::buyer::sidecar::metrics::Metrics;
-use obol::buyer::sidecar::payment::{from_pool, pick, sign_live};
+use obol::buyer::sidecar::payment::{from_pool, header, pick, sign_live};
 use obol::buyer::sidecar::pool::{AuthPool, PoolAuth};
 use obol::buyer::sidecar::upstream::resolve;
 use obol::buyer::wallet::{Wallet, parse_private_key};
@@ -72,25 +72,19 @@ fn bench(c: &mut Criterion) {
 
     c.bench_function("live_signature", |b| {
         b.iter(|| {
-            rt.block_on(sign_live(
-                black_box(&required),
-                black_box(&req),
-                &up,
-                &wallet,
-                NOW,
-            ))
-            .expect("signs")
+            let evm = rt
+                .block_on(sign_live(black_box(&req), &up, &wallet, NOW, 3600))
+                .expect("signs");
+            header(black_box(&required), &req, evm)
         })
     });
 
-    let header = rt
-        .block_on(sign_live(&required, &req, &up, &wallet, NOW))
+    let evm = rt
+        .block_on(sign_live(&req, &up, &wallet, NOW, 3600))
         .expect("signs");
-    let payload = obol::x402::wire::PaymentPayload::from_header(header.name, &header.value)
-        .expect("own header parses");
     let auth = PoolAuth {
         key: "k".into(),
-        payload: payload.evm().clone(),
+        payload: evm,
         valid_before: NOW + 300,
     };
     c.bench_function("pool_header", |b| {

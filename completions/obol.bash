@@ -737,7 +737,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__buy__subcmd__pay)
-            opts="-X -d -H -o -v -h -V --request --data --header --network --max-amount --timeout --retries --private-key-file --signer-url --output --log-format --verbose --help --version"
+            opts="-X -d -H -o -v -h -V --request --data --header --network --max-amount --timeout --max-timeout --retries --private-key-file --signer-url --output --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -776,6 +776,10 @@ _obol() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1529,7 +1533,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__sell__subcmd__create)
-            opts="-n -o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --offers-file --kube --kubeconfig --context --namespace --output --log-format --verbose --help --version"
+            opts="-n -o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --route --no-routes --offers-file --kube --kubeconfig --context --namespace --output --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1564,6 +1568,10 @@ _obol() {
                     return 0
                     ;;
                 --max-timeout-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1883,13 +1891,21 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__buyer)
-            opts="-n -v -h -V --listen --config-dir --auths-dir --state --source --namespace --kubeconfig --context --kube-watch-timeout --reload-interval --max-amount --private-key-file --signer-url --header-timeout --idle-timeout --max-connections --max-in-flight --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --admin-token-file --max-timeout --config-dir --auths-dir --state --source --namespace --kubeconfig --context --kube-watch-timeout --reload-interval --max-amount --private-key-file --signer-url --header-timeout --idle-timeout --max-connections --max-in-flight --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2029,13 +2045,17 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__verifier)
-            opts="-n -v -h -V --listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --header-timeout --idle-timeout --max-connections --max-in-flight --kube-watch-timeout --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --internal-listen --offers-file --facilitator --mode --settle-before-grant --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --header-timeout --idle-timeout --max-connections --max-in-flight --kube-watch-timeout --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --internal-listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

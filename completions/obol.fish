@@ -135,6 +135,7 @@ complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcomman
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -l network -d 'Only pay on this network (name or CAIP-2 id)' -r
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -l max-amount -d 'Most this one request may cost, in USDC' -r
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -l timeout -d 'Time limit for each HTTP exchange with the seller, in seconds' -r
+complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -l max-timeout -d 'Longest validity, in seconds, a seller\'s 402 may ask for the signed payment (maxTimeoutSeconds); a 402 asking for more is refused before signing' -r
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -l retries -d 'How often to resend the same payment after a timeout or 5xx (never a new signature)' -r
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -l private-key-file -d 'Read the private key (hex) from this file instead of the keyring' -r -F
 complete -c obol -n "__fish_obol_using_subcommand buy; and __fish_seen_subcommand_from pay" -l signer-url -d 'Sign with the stack\'s remote-signer at this URL instead of a local key' -r
@@ -249,7 +250,9 @@ complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcomm
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s V -l version -d 'Print version'
-complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l listen -d 'Address to listen on (":8402" means all interfaces)' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l listen -d 'Address to listen on (":8402" means all interfaces: anyone who reaches it can spend)' -r
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l admin-token-file -d 'File holding a bearer token that lets peers off loopback call /admin/* (without it, /admin/* answers loopback peers only)' -r -F
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l max-timeout -d 'Longest validity, in seconds, a seller\'s 402 may ask of a live signature (maxTimeoutSeconds); a 402 asking for more is refused before signing' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l config-dir -d 'Directory of per-upstream config files [default: $XDG_CONFIG_HOME/obol/buyer/config]' -r -F
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l auths-dir -d 'Directory of per-upstream auth files [default: $XDG_CONFIG_HOME/obol/buyer/auths]' -r -F
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from buyer" -l state -d 'State file: consumed authorizations and budgets [default: $XDG_STATE_HOME/obol/buyer-state.json]' -r -F

@@ -358,6 +358,11 @@ pub struct BuyPayArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 100)]
     pub timeout: u64,
 
+    /// Longest validity, in seconds, a seller's 402 may ask for the signed payment
+    /// (maxTimeoutSeconds); a 402 asking for more is refused before signing.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::buyer::policy::DEFAULT_MAX_TIMEOUT_SECS, env = "OBOL_MAX_TIMEOUT")]
+    pub max_timeout: u64,
+
     /// How often to resend the same payment after a timeout or 5xx (never a new signature).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
@@ -637,12 +642,17 @@ pub enum BuyerSource {
 #[command(after_help = "\
 Endpoints: POST /v1/chat/completions, /chat/completions, /v1/responses, /responses (routed by
 the body's model, `paid/` and `openai/` prefixes ignored), /upstream/NAME/..., GET /status,
-POST /admin/reload, /healthz, /readyz, /metrics.
+POST /admin/reload, /healthz, /readyz, /metrics. It listens on loopback (127.0.0.1:8402) by
+default: anything that reaches it can spend its budgets. /admin/* answers loopback peers only,
+or peers that send `Authorization: Bearer TOKEN` with the token of --admin-token-file.
 
 Each upstream is a file NAME.json in --config-dir (url, remoteModel, network, payTo, asset,
 price, and the caps maxSpendPerDay, maxTotal, liveSigning) with its pre-signed authorizations
 in --auths-dir/NAME.json. Spent authorizations and budgets are kept in --state: a restart
-never reuses an authorization or resets a budget.
+never reuses an authorization or resets a budget. The caps count every authorization handed
+to a seller: one the seller answered with an error and no receipt stays counted until its
+validBefore passed and the network's RPC (networks.yaml `rpc:`) says it was never used, and a
+retry of the same request (same body) resends it instead of signing a new one.
 
 With --source kube or both, the PurchaseRequests of one namespace (-n) are watched: each is an
 upstream named after it once the seller's 402 matches its spec.payment, its status (remaining,
@@ -653,14 +663,24 @@ unreachable cluster is retried in the background; /readyz waits for the first li
 Live signing (upstreams with \"liveSigning\": true, when their pool is empty) and refills use the
 wallet from --private-key-file, --signer-url or OBOL_PRIVATE_KEY; the keyring is not consulted.")]
 pub struct ServeBuyerArgs {
-    /// Address to listen on (":8402" means all interfaces).
+    /// Address to listen on (":8402" means all interfaces: anyone who reaches it can spend).
     #[arg(
         long,
         value_name = "ADDR",
-        default_value = ":8402",
+        default_value = crate::buyer::sidecar::DEFAULT_LISTEN,
         env = "OBOL_LISTEN"
     )]
     pub listen: String,
+
+    /// File holding a bearer token that lets peers off loopback call /admin/* (without it,
+    /// /admin/* answers loopback peers only).
+    #[arg(long, value_name = "FILE", env = "OBOL_BUYER_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Longest validity, in seconds, a seller's 402 may ask of a live signature
+    /// (maxTimeoutSeconds); a 402 asking for more is refused before signing.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::buyer::policy::DEFAULT_MAX_TIMEOUT_SECS, env = "OBOL_MAX_TIMEOUT")]
+    pub max_timeout: u64,
 
     /// Directory of per-upstream config files [default: $XDG_CONFIG_HOME/obol/buyer/config].
     #[arg(long, value_name = "DIR", env = "OBOL_BUYER_CONFIG_DIR")]

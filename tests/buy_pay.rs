@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -26,6 +26,22 @@ impl Home {
         Home { dir, networks }
     }
 
+    /// A home whose networks file knows the local chain and a token, without starting one
+    /// (for sellers that are refused before anything is signed).
+    fn offline() -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let networks = dir.path().join("networks.yaml");
+        std::fs::write(
+            &networks,
+            format!(
+                "networks:\n  - name: local\n    caip2: \"eip155:31337\"\n    asset:\n      address: \"{OFFLINE_TOKEN}\"\n      symbol: USDC\n      decimals: 6\n      eip712Name: \"{}\"\n      eip712Version: \"2\"\n",
+                Rail::TOKEN_NAME
+            ),
+        )
+        .unwrap();
+        Home { dir, networks }
+    }
+
     fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -40,6 +56,9 @@ impl Home {
         }
     }
 }
+
+/// The token address of [`Home::offline`] (nothing is deployed there).
+const OFFLINE_TOKEN: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 
 fn obol(home: &Home) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_obol"));
@@ -328,6 +347,110 @@ fn the_stack_remote_signer_signs_the_payment() {
     assert!(signer.guard.log_contents().contains("typed-data"));
 }
 
+#[test]
+fn a_cross_origin_redirect_gets_neither_the_users_credentials_nor_a_payment() {
+    let home = Home::offline();
+    let elsewhere =
+        support::buyer::HostileSeller::start(OFFLINE_TOKEN.parse().unwrap(), 10_000, 300);
+    let head: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}/v1/chat/completions\r\n",
+            elsewhere.url()
+        )
+        .into_boxed_str(),
+    );
+    let named = OneShotServer::start(head, "");
+    let (out, stdout, stderr) = run(obol(&home).args([
+        "buy",
+        "pay",
+        &named.url(),
+        "-X",
+        "POST",
+        "-d",
+        "{}",
+        "-H",
+        "Authorization: Bearer user-secret",
+        "-H",
+        "Cookie: session=user-cookie",
+        "-H",
+        "X-Api-Key: user-key",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("redirected") && stderr.contains(&elsewhere.url()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was signed"), "{stderr}");
+    assert!(!stderr.contains("user-secret"), "{stderr}");
+    let seen = elsewhere.seen();
+    for s in &seen {
+        for (name, value) in &s.headers {
+            assert!(
+                !value.contains("user-secret")
+                    && !value.contains("user-cookie")
+                    && !value.contains("user-key"),
+                "the other origin got the user's {name}: {seen:?}"
+            );
+        }
+    }
+    assert!(
+        elsewhere.payments().is_empty(),
+        "the other origin got a payment: {seen:?}"
+    );
+    assert!(home.ledger().is_empty(), "{:?}", home.ledger());
+}
+
+#[test]
+fn a_402_asking_for_an_unbounded_window_is_refused_before_signing() {
+    let home = Home::offline();
+    for timeout in [1_000_000_000_000u64, u64::MAX] {
+        let seller =
+            support::buyer::HostileSeller::start(OFFLINE_TOKEN.parse().unwrap(), 10_000, timeout);
+        let url = format!("{}/v1/chat/completions", seller.url());
+        let (out, stdout, stderr) = run(obol(&home).args(["buy", "pay", &url]));
+        assert_eq!(out.status.code(), Some(1), "{timeout}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(
+            stderr.contains(&format!("maxTimeoutSeconds {timeout}"))
+                && stderr.contains("--max-timeout"),
+            "{timeout}: {stderr}"
+        );
+        assert!(stderr.contains("nothing was signed"), "{stderr}");
+        assert!(
+            seller.payments().is_empty(),
+            "{timeout}: a payment was sent"
+        );
+    }
+    assert!(home.ledger().is_empty(), "{:?}", home.ledger());
+
+    // Within the cap the window signed is the seller's, never more.
+    let seller = support::buyer::HostileSeller::start(OFFLINE_TOKEN.parse().unwrap(), 10_000, 300);
+    let url = format!("{}/v1/chat/completions", seller.url());
+    let started = support::unix_now();
+    let (out, _, stderr) = run(obol(&home).args(["buy", "pay", &url, "--retries", "1"]));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the seller answers 500: {stderr}"
+    );
+    let payments = seller.payments();
+    assert_eq!(payments.len(), 2, "one try and one retry: {stderr}");
+    assert_eq!(
+        payments[0], payments[1],
+        "the retry resent the same payment"
+    );
+    let valid_before: u64 = payments[0]["payload"]["authorization"]["validBefore"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        valid_before <= support::unix_now() + 300 && valid_before >= started + 300,
+        "{valid_before}"
+    );
+}
+
 /// Answers every connection with one canned response and records payment headers.
 struct OneShotServer {
     port: u16,
@@ -442,20 +565,7 @@ impl FlakyGateway {
 /// Reads a request line and headers (no body: these servers only see GETs).
 fn read_request(conn: &mut std::net::TcpStream) -> (String, Vec<(String, String)>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap_or(0);
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((n, v)) = h.split_once(':') {
-            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    (path, headers)
+    support::buyer::read_head(&mut reader).unwrap_or_else(|| ("/".to_owned(), Vec::new()))
 }
 
 fn payment_header(headers: &[(String, String)]) -> Option<String> {

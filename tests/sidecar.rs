@@ -327,9 +327,9 @@ fn a_seller_price_change_is_refused_and_nothing_is_spent() {
 }
 
 #[test]
-fn a_seller_500_releases_the_auth_and_the_next_request_spends_it() {
+fn a_seller_500_keeps_the_auth_handed_out_and_the_retry_resends_it() {
     let env = Env::start();
-    let pool = env.presign(1);
+    let pool = env.presign(2);
     env.upstream("qwen", &env.llm.url(), MODEL, json!({}), &auths(&pool));
     let sidecar = env.sidecar(false);
     let before = env.balances();
@@ -345,22 +345,31 @@ fn a_seller_500_releases_the_auth_and_the_next_request_spends_it() {
     assert_eq!(env.balances(), before, "not settled");
     let q = sidecar.status()["qwen"].clone();
     assert_eq!(
-        (q["remaining"].as_u64(), q["spent"].as_u64()),
-        (Some(1), Some(0)),
-        "released: {q}"
+        (q["remaining"].as_u64(), q["handed_out"].as_u64()),
+        (Some(1), Some(1)),
+        "the seller holds the auth: it stays out of the pool: {q}"
     );
-    assert_eq!(q["budget"]["payments_total"], 0, "budget given back");
-    assert!(
-        env.state()["consumed"].get("qwen").is_none(),
+    assert_eq!(q["budget"]["payments_total"], 1, "and counted: {q}");
+    assert_eq!(
+        env.state()["handedOut"]["qwen"].as_array().map(Vec::len),
+        Some(1),
         "{}",
         env.state()
     );
 
-    // The only auth was not lost: it pays the next request.
+    // The retry of the same request resends the same auth, which pays it.
     let a = sidecar.chat(MODEL);
     assert_eq!(a.status, 200, "{}\n{}", a.body, env.logs(&sidecar));
     assert_eq!(env.payments_between(before, env.balances()), 1);
     assert!(env.rail.token.authorization_state(PAYER_ADDRESS, pool[0].1));
+    assert!(!env.rail.token.authorization_state(PAYER_ADDRESS, pool[1].1));
+    let q = sidecar.status()["qwen"].clone();
+    assert_eq!(
+        (q["remaining"].as_u64(), q["handed_out"].as_u64()),
+        (Some(1), Some(0)),
+        "{q}"
+    );
+    assert_eq!(q["budget"]["payments_total"], 1, "{q}");
     let m = sidecar.metrics();
     assert_eq!(
         metric(&m, "obol_x402_buyer_payment_attempts_total", "qwen", ""),
@@ -659,6 +668,131 @@ fn live_signing_under_a_daily_cap_signs_exactly_what_the_budget_allows() {
         log.contains(&format!("live_signer={PAYER_ADDRESS}")),
         "{log}"
     );
+}
+
+/// A chat body that differs per `i` (a new request, not a retry).
+fn question(model: &str, i: usize) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": format!("question {i}")}]})
+}
+
+#[test]
+fn a_seller_that_never_serves_collects_no_more_authorizations_than_the_caps() {
+    let env = Env::start();
+    let seller = buyer::HostileSeller::start(env.rail.token.address(), PRICE, 300);
+    env.upstream(
+        "total",
+        &seller.url(),
+        "total-model",
+        json!({"liveSigning": true, "maxTotal": 3}),
+        &[],
+    );
+    env.upstream(
+        "daily",
+        &seller.url(),
+        "daily-model",
+        json!({"liveSigning": true, "maxSpendPerDay": (2 * PRICE).to_string()}),
+        &[],
+    );
+    let sidecar = env.sidecar(true);
+    let before = env.balances();
+
+    let answers = |model: &str| -> Vec<(u16, String)> {
+        (0..6)
+            .map(|i| {
+                let a = sidecar.post("/v1/chat/completions", question(model, i));
+                (a.status, a.body)
+            })
+            .collect()
+    };
+    let total = answers("total-model");
+    let statuses: Vec<u16> = total.iter().map(|a| a.0).collect();
+    assert_eq!(statuses, [500, 500, 500, 403, 403, 403], "{total:?}");
+    let refusal = &total[3].1;
+    assert!(
+        refusal.contains("3 of 3 authorizations handed out")
+            && refusal.contains("3 not yet known to be unusable"),
+        "the refusal says what is true: {refusal}"
+    );
+    let daily = answers("daily-model");
+    let statuses: Vec<u16> = daily.iter().map(|a| a.0).collect();
+    assert_eq!(statuses, [500, 500, 429, 429, 429, 429], "{daily:?}");
+    assert!(
+        daily[2].1.contains("not yet known to be unusable"),
+        "{}",
+        daily[2].1
+    );
+
+    // A retry of the first request (same upstream, same body) hands out the same authorization
+    // again instead of a new one: it is not refused and costs nothing more.
+    let handed_out = seller.payments().len();
+    assert_eq!(handed_out, 5, "{}", env.logs(&sidecar));
+    let retry = sidecar.post("/v1/chat/completions", question("total-model", 0));
+    assert_eq!(retry.status, 500, "{}", retry.body);
+    let payments = seller.payments();
+    assert_eq!(payments.len(), handed_out + 1);
+    assert_eq!(
+        payments.last().unwrap()["payload"],
+        payments[0]["payload"],
+        "the retry resent the first authorization"
+    );
+    let q = sidecar.status()["total"].clone();
+    assert_eq!(q["budget"]["payments_total"], 3, "{q}");
+
+    // The caps survive a restart: the authorizations are still out there.
+    drop(sidecar);
+    let sidecar = env.sidecar(true);
+    let a = sidecar.post("/v1/chat/completions", question("total-model", 7));
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(
+        seller.payments().len(),
+        handed_out + 1,
+        "nothing new signed"
+    );
+
+    // The seller settles everything it collected: no more than the caps moves on chain.
+    let mut settled = 0;
+    for p in seller.payments() {
+        let r = buyer::settle(&env.rail.facilitator.url(), &p, &p["accepted"]);
+        if r["success"] == true {
+            settled += 1;
+        }
+    }
+    assert_eq!(settled, 5, "{}", env.rail.facilitator.log());
+    assert_eq!(
+        env.payments_between(before, env.balances()),
+        5,
+        "3 + 2, the caps"
+    );
+}
+
+#[test]
+fn a_402_asking_for_an_unbounded_window_is_refused_before_signing() {
+    let env = Env::start();
+    for (name, timeout) in [("huge", 1_000_000_000_000u64), ("wraps", u64::MAX)] {
+        let seller = buyer::HostileSeller::start(env.rail.token.address(), PRICE, timeout);
+        env.upstream(
+            name,
+            &seller.url(),
+            &format!("{name}-model"),
+            json!({"liveSigning": true}),
+            &[],
+        );
+        let sidecar = env.sidecar(true);
+        let a = sidecar.post(
+            "/v1/chat/completions",
+            question(&format!("{name}-model"), 0),
+        );
+        assert_eq!(a.status, 502, "{name}: {}", a.body);
+        assert!(
+            a.body.contains("maxTimeoutSeconds") && a.body.contains("--max-timeout"),
+            "{name}: {}",
+            a.body
+        );
+        assert!(seller.payments().is_empty(), "{name}: nothing was signed");
+        let q = sidecar.status()[name].clone();
+        assert_eq!(q["budget"]["payments_total"], 0, "{q}");
+        std::fs::remove_file(env.path().join(format!("config/{name}.json"))).unwrap();
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub mod ledger;
 pub mod pay;
 pub mod policy;
 pub mod purchase;
+pub mod rpc;
 pub mod sidecar;
 pub mod wallet;
 

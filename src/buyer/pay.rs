@@ -1,6 +1,8 @@
 //! One paid HTTP request, in three steps the caller runs in order:
 //!
-//! 1. [`probe`] the URL without payment and read the 402;
+//! 1. [`probe`] the URL without payment and read the 402, following redirects only within the
+//!    origin the user named (a redirect to another origin is refused before anything is
+//!    signed: neither the user's headers nor a payment ever go to a host the user did not name);
 //! 2. pick an option with the [`SpendingPolicy`](super::policy::SpendingPolicy) and
 //!    [`sign_payment`] for it (fresh random nonce, `validAfter = now − 600`,
 //!    `validBefore = now + maxTimeoutSeconds`);
@@ -106,6 +108,16 @@ pub enum PayError {
         "the seller redirected the paid request (HTTP {status}) to {location}; the payment was not forwarded"
     )]
     Redirected { status: u16, location: String },
+    #[error(
+        "{url} redirected (HTTP {status}) to {location}, another origin than the one you named"
+    )]
+    CrossOriginRedirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
+    #[error("{url} redirected more than {MAX_REDIRECTS} times")]
+    TooManyRedirects { url: String },
     #[error("cannot write the payment ledger {path}: {source}")]
     Ledger {
         path: String,
@@ -123,6 +135,14 @@ impl PayError {
             PayError::NotPaymentRequired { .. } | PayError::Malformed402(_) => {
                 Some("this URL does not sell with x402; nothing was signed".into())
             }
+            PayError::CrossOriginRedirect { .. } => Some(
+                "obol sends your headers and payments only to the origin you named; if you trust \
+                 the new location, run the command with that URL; nothing was signed or sent there"
+                    .into(),
+            ),
+            PayError::TooManyRedirects { .. } => {
+                Some("check the URL: it redirects in a loop; nothing was signed".into())
+            }
             PayError::Refused {
                 transaction: Some(tx),
                 ..
@@ -134,7 +154,9 @@ impl PayError {
                 "a settlement transaction {tx} was reported: check it on chain before paying again"
             )),
             PayError::Refused { .. } => Some(
-                "no settlement was reported; the payment is recorded in the ledger as refused"
+                "no settlement was reported, but the seller holds the signed authorization and \
+                 could still settle it until it expires (validBefore in the ledger, \
+                 $XDG_STATE_HOME/obol/payments.jsonl); it is recorded there as refused"
                     .into(),
             ),
             PayError::Unknown { .. } => Some(
@@ -156,9 +178,24 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-fn probe_client(timeout: Duration) -> reqwest::Client {
+/// Most redirects the probe follows (all within the named origin).
+pub const MAX_REDIRECTS: usize = 5;
+
+/// A client that follows at most [`MAX_REDIRECTS`] redirects, and only to `origin` (scheme,
+/// host and port): a redirect anywhere else is not followed and comes back as the 3xx answer.
+fn probe_client(timeout: Duration, origin: reqwest::Url) -> reqwest::Client {
+    let origin = origin.origin();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.url().origin() != origin {
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(TooManyRedirects)
+        } else {
+            attempt.follow()
+        }
+    });
     reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(policy)
         .timeout(timeout)
         .user_agent(concat!("obol/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -210,16 +247,57 @@ fn describe(err: &reqwest::Error) -> String {
     }
 }
 
+#[derive(Debug)]
+struct TooManyRedirects;
+
+impl std::fmt::Display for TooManyRedirects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "too many redirects")
+    }
+}
+
+impl std::error::Error for TooManyRedirects {}
+
 /// Step 1: requests the URL without payment and reads the 402 (v2 header first, then a v1 body).
+/// Redirects are followed only within the URL's origin; one to another origin is
+/// [`PayError::CrossOriginRedirect`], and nothing was sent there.
 pub async fn probe(req: &PayRequest) -> Result<Probe, PayError> {
-    let resp = build(&probe_client(req.timeout), &req.url, req)
+    let named = reqwest::Url::parse(&req.url).map_err(|e| PayError::Unreachable {
+        url: req.url.clone(),
+        detail: e.to_string(),
+    })?;
+    let resp = build(&probe_client(req.timeout, named.clone()), &req.url, req)
         .send()
         .await
-        .map_err(|e| PayError::Unreachable {
-            url: req.url.clone(),
-            detail: describe(&e),
+        .map_err(|e| {
+            if e.is_redirect() {
+                PayError::TooManyRedirects {
+                    url: req.url.clone(),
+                }
+            } else {
+                PayError::Unreachable {
+                    url: req.url.clone(),
+                    detail: describe(&e),
+                }
+            }
         })?;
     let final_url = resp.url().to_string();
+    if resp.status().is_redirection()
+        && let Some(location) = resp.headers().get(reqwest::header::LOCATION)
+    {
+        let location = location.to_str().unwrap_or("(not text)");
+        let same_origin = resp
+            .url()
+            .join(location)
+            .is_ok_and(|t| t.origin() == named.origin());
+        if !same_origin {
+            return Err(PayError::CrossOriginRedirect {
+                url: req.url.clone(),
+                status: resp.status().as_u16(),
+                location: location.chars().take(200).collect(),
+            });
+        }
+    }
     let response = read(resp).await.map_err(|e| PayError::Unreachable {
         url: req.url.clone(),
         detail: describe(&e),
@@ -261,7 +339,8 @@ pub async fn sign_payment(
     let now = unix_now();
     let nonce = B256::from(rand::random::<[u8; 32]>());
     let valid_after = now.saturating_sub(VALID_AFTER_SKEW);
-    let valid_before = now + choice.requirement.max_timeout_seconds.max(1);
+    // The policy capped the window (--max-timeout); saturating all the same, never wrapping.
+    let valid_before = now.saturating_add(choice.requirement.max_timeout_seconds.max(1));
     let payer = wallet.address();
     let auth = TransferWithAuthorization {
         from: payer,

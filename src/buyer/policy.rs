@@ -14,6 +14,8 @@ use crate::x402::wire::{PaymentRequired, Requirement};
 
 /// The default per-request cap, in USDC.
 pub const DEFAULT_MAX_AMOUNT: &str = "0.10";
+/// The default cap on the validity window a 402 may ask for (`maxTimeoutSeconds`): one hour.
+pub const DEFAULT_MAX_TIMEOUT_SECS: u64 = 3600;
 
 #[derive(Debug, Clone)]
 pub struct SpendingPolicy {
@@ -21,6 +23,10 @@ pub struct SpendingPolicy {
     pub max_amount: String,
     /// Only pay on this network (name, alias or CAIP-2 id).
     pub network: Option<String>,
+    /// Most seconds an authorization signed for the 402 may stay valid: an option whose
+    /// `maxTimeoutSeconds` is larger is refused (`--max-timeout`). `None` for pre-signed pools,
+    /// whose window is `--auth-ttl`, never the 402's.
+    pub max_timeout: Option<u64>,
 }
 
 impl Default for SpendingPolicy {
@@ -28,8 +34,16 @@ impl Default for SpendingPolicy {
         SpendingPolicy {
             max_amount: DEFAULT_MAX_AMOUNT.to_owned(),
             network: None,
+            max_timeout: Some(DEFAULT_MAX_TIMEOUT_SECS),
         }
     }
+}
+
+/// The refusal of a 402 asking for a validity window over the cap (`--max-timeout`).
+pub fn window_too_long(asked: u64, cap: u64) -> String {
+    format!(
+        "the seller asks for an authorization valid for maxTimeoutSeconds {asked}, more than the cap of {cap} s (raise it with --max-timeout, env OBOL_MAX_TIMEOUT, only if you trust the seller with a signature that long)"
+    )
 }
 
 /// The option the policy picked, resolved against the registry.
@@ -141,6 +155,11 @@ impl SpendingPolicy {
                 req.scheme
             ));
         }
+        if let Some(cap) = self.max_timeout
+            && req.max_timeout_seconds > cap
+        {
+            return other(window_too_long(req.max_timeout_seconds, cap));
+        }
         let Some(network) = registry.resolve(&req.network) else {
             return other(format!("network `{}` is not one obol knows", req.network));
         };
@@ -223,7 +242,43 @@ mod tests {
         SpendingPolicy {
             max_amount: max.into(),
             network: network.map(Into::into),
+            max_timeout: Some(DEFAULT_MAX_TIMEOUT_SECS),
         }
+    }
+
+    #[test]
+    fn a_window_over_the_cap_is_refused_with_the_flag_that_raises_it() {
+        for asked in [3601, 1_000_000_000_000, u64::MAX] {
+            let mut r = req("eip155:84532", BASE_SEPOLIA_USDC, "10000");
+            r.max_timeout_seconds = asked;
+            let err = policy("1", None)
+                .choose(&required(vec![r.clone()]), &Registry::builtin())
+                .unwrap_err();
+            assert!(
+                err.message.contains(&format!(
+                    "maxTimeoutSeconds {asked}, more than the cap of 3600 s"
+                )) && err.message.contains("--max-timeout"),
+                "{}",
+                err.message
+            );
+            assert!(err.hint.contains("nothing was signed"), "{}", err.hint);
+            // Pools sign their own window: no cap.
+            let pool = SpendingPolicy {
+                max_timeout: None,
+                ..policy("1", None)
+            };
+            assert!(
+                pool.choose(&required(vec![r]), &Registry::builtin())
+                    .is_ok()
+            );
+        }
+        let mut r = req("eip155:84532", BASE_SEPOLIA_USDC, "10000");
+        r.max_timeout_seconds = 3600;
+        assert!(
+            policy("1", None)
+                .choose(&required(vec![r]), &Registry::builtin())
+                .is_ok()
+        );
     }
 
     #[test]

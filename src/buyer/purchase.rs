@@ -312,57 +312,15 @@ pub async fn token_balance(
         owner: owner.to_string(),
         detail,
     };
-    let data = format!(
-        "0x70a08231{}",
-        alloy_primitives::hex::encode(owner.into_word())
-    );
-    let body = serde_json::json!({
-        "jsonrpc": "2.0", "id": 1, "method": "eth_call",
-        "params": [{"to": asset.to_string(), "data": data}, "latest"],
-    });
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .user_agent(concat!("obol/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let resp = client.post(rpc).json(&body).send().await.map_err(|e| {
-        fail(if e.is_timeout() {
-            "timed out".into()
-        } else {
-            e.to_string()
-        })
-    })?;
-    let status = resp.status();
-    let json: serde_json::Value = resp
-        .json()
+    let result = super::rpc::eth_call(rpc, asset, super::rpc::balance_of_call(owner))
         .await
-        .map_err(|e| fail(format!("HTTP {status}, not a JSON-RPC answer ({e})")))?;
-    if let Some(err) = json.get("error") {
-        let msg = err
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("error");
-        return Err(fail(msg.chars().take(200).collect()));
-    }
-    let result = json
-        .get("result")
-        .and_then(|r| r.as_str())
-        .ok_or_else(|| fail("no `result` in the answer".into()))?;
-    parse_uint_result(result).ok_or_else(|| {
+        .map_err(fail)?;
+    super::rpc::parse_uint_result(&result).ok_or_else(|| {
         fail(format!(
             "`{}` is not a uint256 (is {asset} a token on this chain?)",
             result.chars().take(80).collect::<String>()
         ))
     })
-}
-
-/// A 32-byte `eth_call` result as a number.
-fn parse_uint_result(hex: &str) -> Option<U256> {
-    let digits = hex.strip_prefix("0x")?;
-    if digits.is_empty() || digits.len() > 64 {
-        return None;
-    }
-    U256::from_str_radix(digits, 16).ok()
 }
 
 /// Checks that `balance` covers `count` authorizations of the offer's price.
@@ -816,17 +774,6 @@ mod tests {
         assert!(e("ftp://seller.example").is_err());
         assert!(e("not a url").is_err());
         assert!(e("https://user:pw@seller.example").is_err());
-    }
-
-    #[test]
-    fn eth_call_results_parse() {
-        assert_eq!(
-            parse_uint_result(&format!("0x{:064x}", 10_000_000u64)),
-            Some(U256::from(10_000_000u64))
-        );
-        assert_eq!(parse_uint_result("0x"), None);
-        assert_eq!(parse_uint_result("10"), None);
-        assert_eq!(parse_uint_result(&format!("0x{}", "0".repeat(65))), None);
     }
 
     #[test]

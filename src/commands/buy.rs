@@ -28,6 +28,7 @@ async fn pay_command(args: BuyPayArgs) -> anyhow::Result<()> {
     let policy = SpendingPolicy {
         max_amount: args.max_amount.clone(),
         network: args.network.clone(),
+        max_timeout: Some(args.max_timeout),
     };
     let spinner = Spinner::new(args.output == OutputFormat::Table);
 

@@ -399,9 +399,11 @@ async fn check(
     existing: Option<&PurchaseRequest>,
     progress: &Progress,
 ) -> anyhow::Result<Checked> {
+    // The pool's window is --auth-ttl, never the 402's maxTimeoutSeconds.
     let policy = SpendingPolicy {
         max_amount: args.max_amount.clone(),
         network: args.network.clone(),
+        max_timeout: None,
     };
     let offer = purchase::probe_offer(endpoint, &args.model, &policy, registry)
         .await

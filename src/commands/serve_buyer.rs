@@ -52,6 +52,8 @@ pub async fn run(args: ServeBuyerArgs) -> anyhow::Result<()> {
         max_amount: args.max_amount,
         sources,
         clock,
+        max_timeout: args.max_timeout,
+        admin_token: admin_token(args.admin_token_file.as_deref())?,
     };
     let sidecar = Sidecar::new(config).await.with_hint(
         "the state file must be readable JSON; move a broken one aside only if you know no authorization in it was spent",
@@ -59,6 +61,31 @@ pub async fn run(args: ServeBuyerArgs) -> anyhow::Result<()> {
     sidecar.serve(super::shutdown_signal()).await.with_hint(
         "check --listen (e.g. :8402 or 127.0.0.1:8402); is another process using the port?",
     )
+}
+
+/// The token of `--admin-token-file` (trimmed), if given; an empty or unreadable file is an
+/// error, never "no token".
+fn admin_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Hinted::error(
+            format!("--admin-token-file {}: {e}", path.display()),
+            "give a readable file holding the token (one line)",
+        )
+    })?;
+    let token = text.trim();
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Hinted::error(
+            format!(
+                "--admin-token-file {}: the file holds no usable token",
+                path.display()
+            ),
+            "write one line of visible ASCII characters (e.g. `openssl rand -hex 32`)",
+        ));
+    }
+    Ok(Some(token.to_owned()))
 }
 
 /// The PurchaseRequest source. A cluster that cannot be reached is not fatal: the watch

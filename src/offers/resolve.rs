@@ -188,31 +188,37 @@ pub fn chain_of<'a>(cfg: &'a PricingConfig, rule: &'a RouteRule) -> &'a str {
 
 /// Checks a facilitator URL: `https://` anywhere, `http://` only on loopback and the local
 /// container host names (a plain-http facilitator elsewhere could be impersonated to approve
-/// payments that were never made).
+/// payments that were never made). Decided on the parsed host ([`is_local_host`]), never on
+/// how its name starts.
 pub fn check_facilitator_url(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" => {
-            let host = parsed.host_str().unwrap_or("");
-            let local = matches!(
-                host,
-                "localhost"
-                    | "127.0.0.1"
-                    | "[::1]"
-                    | "::1"
-                    | "host.k3d.internal"
-                    | "host.docker.internal"
-            ) || host.starts_with("127.");
-            if local {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{url:?} uses plain http on a non-local host; use https"
-                ))
-            }
-        }
+        "http" if parsed.host().is_some_and(is_local_host) => Ok(()),
+        "http" => Err(format!(
+            "{url:?} uses plain http on a non-local host; use https"
+        )),
         other => Err(format!("{url:?} has scheme {other:?}; use https")),
+    }
+}
+
+/// Whether a parsed URL host is this machine or the local container host: a loopback IPv4
+/// (127.0.0.0/8) or IPv6 (`::1`, or `::ffff:127.x.y.z`) address, or exactly one of the names
+/// `localhost`, `host.k3d.internal`, `host.docker.internal` (`127.attacker.example` is a
+/// name like any other).
+pub fn is_local_host(host: oauth2::url::Host<&str>) -> bool {
+    use oauth2::url::Host;
+    match host {
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Host::Domain(name) => {
+            let name = name.trim_end_matches('.');
+            ["localhost", "host.k3d.internal", "host.docker.internal"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
+        }
     }
 }
 
@@ -918,6 +924,34 @@ mod tests {
         assert!(check_facilitator_url("http://[::1]:1").is_ok());
         assert!(check_facilitator_url("http://evil.example").is_err());
         assert!(check_facilitator_url("not a url").is_err());
+    }
+
+    #[test]
+    fn plain_http_is_decided_on_the_parsed_host_not_a_prefix() {
+        for local in [
+            "http://127.0.0.1:4021",
+            "http://127.3.4.5:4021",
+            "http://127.1:4021",
+            "http://[::1]:4021",
+            "http://localhost:4021",
+            "http://LOCALHOST:4021",
+            "http://host.k3d.internal:4021",
+            "http://host.docker.internal:4021",
+        ] {
+            assert!(check_facilitator_url(local).is_ok(), "{local}");
+        }
+        for remote in [
+            "http://127.attacker.example:4021",
+            "http://127.0.0.1.nip.io:4021",
+            "http://localhost.attacker.example:4021",
+            "http://host.docker.internal.attacker.example",
+            "http://[::ffff:8.8.8.8]:4021",
+            "http://128.0.0.1:4021",
+            "http://10.0.0.1:4021",
+        ] {
+            let err = check_facilitator_url(remote).unwrap_err();
+            assert!(err.contains("use https"), "{remote}: {err}");
+        }
     }
 
     #[test]

@@ -239,3 +239,165 @@ pub fn metric(text: &str, name: &str, upstream: &str, extra: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// A seller that asks for payment and never serves: every request without a payment header gets
+/// a v2 402 for `price` of `token` paid to the seller (with `max_timeout_seconds`), every
+/// request with one gets `paid_status` (500 by default) and no receipt. It records every payment
+/// header it was handed, so a test can settle them later the way a hostile seller would.
+pub struct HostileSeller {
+    pub port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen402>>>,
+}
+
+/// One request the hostile seller received.
+#[derive(Debug, Clone)]
+pub struct Seen402 {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen402 {
+    /// The payment header (`PAYMENT-SIGNATURE` or `X-PAYMENT`), if any.
+    pub fn payment(&self) -> Option<&str> {
+        self.header("payment-signature")
+            .or_else(|| self.header("x-payment"))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl HostileSeller {
+    pub fn start(token: alloy_primitives::Address, price: u64, max_timeout_seconds: u64) -> Self {
+        use std::io::{BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&seen);
+        let required = json!({
+            "x402Version": 2,
+            "error": "payment required",
+            "resource": {"url": format!("http://127.0.0.1:{port}/v1/chat/completions")},
+            "accepts": [Self::requirement(token, price, max_timeout_seconds)],
+        });
+        let required = super::payment::encode_b64_json(&required);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let log = std::sync::Arc::clone(&log);
+                let required = required.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    loop {
+                        let Some((path, headers)) = read_head(&mut reader) else {
+                            return;
+                        };
+                        let len: usize = headers
+                            .iter()
+                            .find(|(n, _)| n == "content-length")
+                            .and_then(|(_, v)| v.parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let seen = Seen402 {
+                            path,
+                            headers,
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        };
+                        let paid = seen.payment().is_some();
+                        log.lock().unwrap().push(seen);
+                        let reply = if paid {
+                            let body = r#"{"error":"the model crashed"}"#;
+                            format!(
+                                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                        } else {
+                            format!(
+                                "HTTP/1.1 402 Payment Required\r\nPAYMENT-REQUIRED: {required}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+                            )
+                        };
+                        if conn.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        HostileSeller { port, seen }
+    }
+
+    /// The `accepts[]` entry it asks for.
+    pub fn requirement(
+        token: alloy_primitives::Address,
+        price: u64,
+        max_timeout_seconds: u64,
+    ) -> Value {
+        json!({
+            "scheme": "exact", "network": super::chain::CAIP2, "amount": price.to_string(),
+            "asset": token.to_string(), "payTo": SELLER_ADDRESS.to_string(),
+            "maxTimeoutSeconds": max_timeout_seconds,
+            "extra": {"name": Rail::TOKEN_NAME, "version": "2"},
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn seen(&self) -> Vec<Seen402> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Every payment header it was handed, decoded, in order.
+    pub fn payments(&self) -> Vec<Value> {
+        self.seen()
+            .iter()
+            .filter_map(|s| s.payment().map(decode_b64_json))
+            .collect()
+    }
+}
+
+/// Settles `payment` (a decoded v2 payment payload) through the facilitator at `facilitator`
+/// for `requirement`, as a seller holding it would: the facilitator's `/settle` answer.
+pub fn settle(facilitator: &str, payment: &Value, requirement: &Value) -> Value {
+    client()
+        .post(format!("{facilitator}/settle"))
+        .json(&json!({
+            "x402Version": 2,
+            "paymentPayload": payment,
+            "paymentRequirements": requirement,
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+/// Reads an HTTP/1.1 request line and headers (names lowercased): (path, headers), or `None`
+/// when the connection closed first.
+pub fn read_head(reader: &mut impl std::io::BufRead) -> Option<(String, Vec<(String, String)>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    Some((path, headers))
+}

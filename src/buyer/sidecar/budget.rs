@@ -1,5 +1,9 @@
 //! Spend caps of one upstream: `maxSpendPerDay` (atomic units per UTC day) and `maxTotal`
-//! (payments, ever).
+//! (authorizations handed out, ever).
+//!
+//! A budget counts every signature handed to a seller: an authorization the seller holds
+//! stays counted until it is provably unusable (see [`super::state::HandedOut`]), not only
+//! the payments known to have settled.
 //!
 //! Accounting is pessimistic: a payment is counted when it is *reserved*, before anything is
 //! signed or sent, and uncounted only when it is known not to have been spent (released). The
@@ -55,11 +59,13 @@ pub struct Reservation {
     pub amount: U256,
 }
 
-/// Why a payment was refused before anything was signed.
+/// Why a payment was refused before anything was signed. `pending` is the part of what was
+/// used that is handed out and not yet known to be spent or unusable (filled in by the state
+/// store, which tracks them).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BudgetRefusal {
     #[error(
-        "daily budget exhausted: {spent} of {limit} spent today (UTC), this payment needs {amount}"
+        "daily budget exhausted: {spent} of {limit} handed out today (UTC), in authorizations of which {pending} are not yet known to be unusable; this payment needs {amount}"
     )]
     Day {
         limit: U256,
@@ -67,9 +73,18 @@ pub enum BudgetRefusal {
         amount: U256,
         /// Seconds until the next UTC midnight.
         retry_after: u64,
+        /// Today's authorizations not yet known to be spent or unusable.
+        pending: u64,
     },
-    #[error("total budget exhausted: {used} of {limit} payments made")]
-    Total { limit: u64, used: u64 },
+    #[error("{}", total_message(.limit, .used, .pending))]
+    Total { limit: u64, used: u64, pending: u64 },
+}
+
+fn total_message(limit: &u64, used: &u64, pending: &u64) -> String {
+    format!(
+        "total budget exhausted: {used} of {limit} authorizations handed out ({} spent, {pending} not yet known to be unusable)",
+        used.saturating_sub(*pending)
+    )
 }
 
 /// The UTC day (days since 1970-01-01) of a Unix time.
@@ -107,6 +122,7 @@ impl BudgetCounters {
             return Err(BudgetRefusal::Total {
                 limit,
                 used: self.payments_total,
+                pending: 0,
             });
         }
         if let Some(limit) = limits.max_spend_per_day {
@@ -117,6 +133,7 @@ impl BudgetCounters {
                     spent: self.spent_today,
                     amount,
                     retry_after: secs_to_midnight(now),
+                    pending: 0,
                 });
             }
         }
@@ -212,7 +229,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-mod day_string {
+pub(crate) mod day_string {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(day: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -289,6 +306,7 @@ mod tests {
                 spent: u(30),
                 amount: u(10),
                 retry_after: 10,
+                pending: 0,
             }
         );
         assert_eq!(c.left_today(&l, LATE), Some(U256::ZERO));
@@ -331,7 +349,11 @@ mod tests {
         c.reserve(&l, u(7), LATE).unwrap();
         assert_eq!(
             c.reserve(&l, u(7), LATE).unwrap_err(),
-            BudgetRefusal::Total { limit: 2, used: 2 }
+            BudgetRefusal::Total {
+                limit: 2,
+                used: 2,
+                pending: 0
+            }
         );
         assert_eq!(c.left_total(&l), Some(0));
         c.cancel(&a, LATE);

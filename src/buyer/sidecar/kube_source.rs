@@ -1277,6 +1277,7 @@ mod tests {
             remaining,
             spent: 3,
             in_flight: 0,
+            handed_out: 0,
             expired: 0,
             live_signing: false,
             budget_left_today: left_today.map(str::to_owned),

@@ -10,8 +10,10 @@
 //!   auto-refill;
 //! - [`upstream`] — resolution against the network registry, the routing table;
 //! - [`pool`] — hold → confirm / release of pre-signed auths;
-//! - [`budget`] — `maxSpendPerDay` (UTC day) and `maxTotal`;
-//! - [`state`] — consumed keys and budget counters, written ahead of every payment;
+//! - [`budget`] — `maxSpendPerDay` (UTC day) and `maxTotal`, counting every authorization
+//!   handed out until it is provably unusable;
+//! - [`state`] — consumed keys, budget counters and handed-out authorizations, written ahead
+//!   of every payment;
 //! - [`payment`] — 402 → agreed requirement → payment header;
 //! - [`proxy`] — the HTTP endpoints;
 //! - [`metrics`] — `obol_x402_buyer_*`.
@@ -68,9 +70,19 @@ impl Clock for SystemClock {
     }
 }
 
+/// The default `--listen`: loopback only (in a pod, LiteLLM reaches the sidecar over the pod's
+/// loopback).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8402";
+
+/// A handed-out authorization is asked about on chain only this long after its
+/// `validBefore` (the chain's clock may lag this one's).
+pub const UNUSABLE_GRACE_SECS: u64 = 30;
+/// Most handed-out authorizations asked about per reload tick.
+const SWEEP_BATCH: usize = 64;
+
 /// Everything the daemon needs.
 pub struct SidecarConfig {
-    /// `:8402` (all interfaces), `127.0.0.1:8402`, `[::1]:8402`, `localhost:8402`.
+    /// `127.0.0.1:8402` (the default), `[::1]:8402`, `localhost:8402`, `:8402` (all interfaces).
     pub listen: String,
     pub state_path: PathBuf,
     pub reload_interval: Duration,
@@ -81,6 +93,10 @@ pub struct SidecarConfig {
     pub max_amount: String,
     pub sources: Vec<Arc<dyn PoolSource>>,
     pub clock: Arc<dyn Clock>,
+    /// Longest validity a 402 may ask of a live signature (`maxTimeoutSeconds`), seconds.
+    pub max_timeout: u64,
+    /// Bearer token that lets a peer off loopback use `/admin/*`; `None`: loopback only.
+    pub admin_token: Option<String>,
 }
 
 /// Why the daemon could not start.
@@ -116,6 +132,10 @@ pub struct App {
     /// Client for upstreams: no redirects, no overall timeout (answers stream for minutes).
     pub http: reqwest::Client,
     max_amount: String,
+    /// Longest validity a 402 may ask of a live signature, seconds (`--max-timeout`).
+    pub max_timeout: u64,
+    /// See [`SidecarConfig::admin_token`]. Never logged.
+    pub(crate) admin_token: Option<String>,
     /// One pool per upstream name, kept across reloads.
     pools: Mutex<HashMap<String, Arc<AuthPool>>>,
     sources: Vec<Arc<dyn PoolSource>>,
@@ -148,6 +168,8 @@ impl App {
             clock: Arc::clone(&config.clock),
             http: upstream_client(),
             max_amount: config.max_amount.clone(),
+            max_timeout: config.max_timeout,
+            admin_token: config.admin_token.clone(),
             pools: Mutex::new(HashMap::new()),
             sources: config.sources.clone(),
             loaded: tokio::sync::Mutex::new(Loaded::default()),
@@ -344,6 +366,67 @@ impl App {
         n
     }
 
+    /// Gives back the budget of every handed-out authorization that is provably unusable: its
+    /// `validBefore` passed (by [`UNUSABLE_GRACE_SECS`] more, for clock skew) and
+    /// `authorizationState(from, nonce)` on the network's RPC says it was never used. One the
+    /// chain says was used (or cancelled) is counted as spent for good. Without an RPC for the
+    /// network, or when it cannot be read, the authorization simply stays counted.
+    pub async fn sweep_handed_out(&self) {
+        let now = self.clock.now();
+        let expired = self
+            .store
+            .expired_handed_out(now.saturating_sub(UNUSABLE_GRACE_SECS));
+        if expired.is_empty() {
+            return;
+        }
+        let mut changed = false;
+        for (upstream, h) in expired.into_iter().take(SWEEP_BATCH) {
+            let Some(rpc) = self.registry.resolve(&h.chain).and_then(|n| n.rpc.clone()) else {
+                continue;
+            };
+            let a = &h.payload.authorization;
+            let (Ok(asset), Ok(from), Ok(nonce)) = (
+                h.asset.parse::<alloy_primitives::Address>(),
+                a.from.parse::<alloy_primitives::Address>(),
+                a.nonce.parse::<alloy_primitives::B256>(),
+            ) else {
+                continue;
+            };
+            match crate::buyer::rpc::authorization_state(&rpc, asset, from, nonce).await {
+                Ok(false) => {
+                    if self.store.drop_unusable(&upstream, h.nonce(), now) {
+                        changed = true;
+                        tracing::info!(
+                            upstream = %upstream,
+                            nonce = %h.nonce(),
+                            "a handed-out authorization expired unused on chain: its budget is given back"
+                        );
+                    }
+                }
+                Ok(true) => {
+                    self.store.settled(&upstream, h.nonce());
+                    changed = true;
+                    tracing::info!(
+                        upstream = %upstream,
+                        nonce = %h.nonce(),
+                        "a handed-out authorization was used on chain: counted as spent"
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(upstream = %upstream, "cannot read authorizationState: {e}");
+                }
+            }
+        }
+        if changed {
+            for up in self.table.load().upstreams.values() {
+                self.refresh_gauges(up);
+            }
+            if let Err(e) = self.store.persist().await {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
     /// Reloads every `interval` and whenever [`App::trigger_reload`] asks, and reports the
     /// status to the sources. Runs until aborted.
     pub async fn reload_loop(self: Arc<Self>, interval: Duration) {
@@ -367,6 +450,7 @@ impl App {
                     None => return,
                 },
             };
+            self.sweep_handed_out().await;
             match self.reload(force).await {
                 Ok(_) => {
                     if last_error.take().is_some() {

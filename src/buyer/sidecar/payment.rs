@@ -6,14 +6,11 @@ use alloy_primitives::{Address, B256, U256};
 use super::pool::PoolAuth;
 use super::upstream::Upstream;
 use crate::buyer::pay::VALID_AFTER_SKEW;
+use crate::buyer::policy::window_too_long;
 use crate::buyer::wallet::Wallet;
 use crate::x402::eip3009::{self, TransferWithAuthorization};
 use crate::x402::networks::{Network, Registry};
 use crate::x402::wire::{ExactEvmPayload, PaymentPayload, PaymentRequired, Requirement};
-
-/// Longest validity of a live-signed authorization (a seller's larger `maxTimeoutSeconds` is
-/// not needed to pay once).
-pub const MAX_LIVE_VALIDITY_SECS: u64 = 3600;
 
 /// Why the 402 cannot be paid as agreed. Nothing was signed or spent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +142,12 @@ impl std::fmt::Debug for PaymentHeader {
     }
 }
 
-fn header(required: &PaymentRequired, req: &Requirement, evm: ExactEvmPayload) -> PaymentHeader {
+/// The header for `evm` in the 402's version, echoing the seller's requirement.
+pub fn header(
+    required: &PaymentRequired,
+    req: &Requirement,
+    evm: ExactEvmPayload,
+) -> PaymentHeader {
     let payment = PaymentPayload::build(required, req, evm);
     PaymentHeader {
         name: payment.header_name(),
@@ -159,19 +161,23 @@ pub fn from_pool(required: &PaymentRequired, req: &Requirement, auth: &PoolAuth)
 }
 
 /// Signs a fresh EIP-3009 authorization for the agreed price with the wallet, in the domain
-/// of the asset the registry lists for the network (checked at load: `Upstream::live_check`).
+/// of the asset the registry lists for the network (checked at load: `Upstream::live_check`),
+/// valid for the 402's `maxTimeoutSeconds`, which must be at most `max_timeout` (the caller
+/// refuses a longer one before reserving anything; checked here again).
 pub async fn sign_live(
-    required: &PaymentRequired,
     req: &Requirement,
     up: &Upstream,
     wallet: &Wallet,
     now: u64,
-) -> Result<PaymentHeader, String> {
+    max_timeout: u64,
+) -> Result<ExactEvmPayload, String> {
     up.live_check.clone()?;
+    if req.max_timeout_seconds > max_timeout {
+        return Err(window_too_long(req.max_timeout_seconds, max_timeout));
+    }
     let network = up.network.as_ref().ok_or("unknown network")?;
-    let validity = req.max_timeout_seconds.clamp(1, MAX_LIVE_VALIDITY_SECS);
-    let evm = sign_transfer(network, up.pay_to, up.price, wallet, now, now + validity).await?;
-    Ok(header(required, req, evm))
+    let valid_before = now.saturating_add(req.max_timeout_seconds.max(1));
+    sign_transfer(network, up.pay_to, up.price, wallet, now, valid_before).await
 }
 
 /// Signs one EIP-3009 transfer of `price` to `pay_to` in the domain of the asset the registry
@@ -380,7 +386,11 @@ mod tests {
         let wallet = Wallet::Local(signer);
         let r = v2(vec![("eip155:84532", USDC, PAY_TO, "1000")]);
         let req = pick(&up, &r, &reg).unwrap();
-        let h = sign_live(&r, &req, &up, &wallet, NOW).await.unwrap();
+        let h = header(
+            &r,
+            &req,
+            sign_live(&req, &up, &wallet, NOW, 3600).await.unwrap(),
+        );
         assert_eq!(h.name, PAYMENT_SIGNATURE);
         assert!(!format!("{h:?}").contains(&h.value[..20]));
         let p = PaymentPayload::from_header(h.name, &h.value).unwrap();
@@ -399,8 +409,19 @@ mod tests {
         let mut off = upstream(true);
         off.live_check = Err("nope".into());
         assert_eq!(
-            sign_live(&r, &req, &off, &wallet, NOW).await.unwrap_err(),
+            sign_live(&req, &off, &wallet, NOW, 3600).await.unwrap_err(),
             "nope"
         );
+        // Nor for a window over the cap, however large (no overflow).
+        for asked in [3601, 1_000_000_000_000, u64::MAX] {
+            let mut long = req.clone();
+            long.max_timeout_seconds = asked;
+            let err = sign_live(&long, &up, &wallet, NOW, 3600).await.unwrap_err();
+            assert!(err.contains("--max-timeout"), "{err}");
+            // Raised by the operator, the window saturates instead of wrapping.
+            let evm = sign_live(&long, &up, &wallet, NOW, u64::MAX).await.unwrap();
+            let vb: U256 = evm.authorization.valid_before.parse().unwrap();
+            assert!(vb >= U256::from(NOW + 3601), "{vb}");
+        }
     }
 }

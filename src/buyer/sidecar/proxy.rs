@@ -7,13 +7,18 @@
 //! - `GET /status`, `POST /admin/reload`, `GET /healthz`, `GET /readyz`, `GET /metrics`,
 //!   `GET /v1/models`.
 //!
-//! A 402 from the upstream is answered once: the agreed requirement is picked, the budget
-//! reserved and an auth held (or a live signature made) and written ahead to the state file,
-//! then the request is resent with the payment header. Outcome: < 400 → spent; ≥ 400 with a
-//! settlement receipt naming a transaction → spent; ≥ 400 without → released (auth back in the
-//! pool, budget given back); a connection that never reached the upstream → released; any other
-//! transport failure → outcome unknown, counted as spent (never risk paying twice). Responses
-//! (SSE included) stream through as they arrive.
+//! A 402 from the upstream is answered once: the agreed requirement is picked, then the
+//! authorization is chosen and written ahead to the state file: the one already handed out for
+//! the same request (method, path, body) if it is still valid, else — under the budget — a pool
+//! auth or a live signature (a 402 asking for a window over `--max-timeout` is refused first).
+//! The request is resent with the payment header. Outcome: < 400 → spent; ≥ 400 with a
+//! settlement receipt naming a transaction → spent; ≥ 400 without, or any transport failure
+//! after sending → handed out: the seller holds the signature, so it stays counted (and its
+//! pool auth consumed) until it is provably unusable, and a retry resends it; a connection that
+//! never reached the upstream → released (auth back in the pool, budget given back).
+//! Responses (SSE included) stream through as they arrive.
+//!
+//! `/admin/*` answers loopback peers, and others only with the `--admin-token-file` bearer.
 
 use std::sync::Arc;
 
@@ -29,9 +34,10 @@ use super::App;
 use super::budget::{BudgetRefusal, Reservation};
 use super::metrics::RefusalReason;
 use super::payment::{self, Mismatch, PaymentHeader};
+use super::state::{HandedOut, request_key};
 use super::upstream::{Upstream, normalize_model};
 use crate::x402::codec::PAYMENT_REQUIRED;
-use crate::x402::wire::{parse_402, read_settlement};
+use crate::x402::wire::{ExactEvmPayload, Requirement, parse_402, read_settlement};
 
 /// Largest request body accepted (LLM requests with images can be large).
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -93,7 +99,52 @@ async fn status(State(app): State<Arc<App>>) -> Response {
     axum::Json(Value::Object(map)).into_response()
 }
 
-async fn admin_reload(State(app): State<Arc<App>>) -> Response {
+/// The refusal of an `/admin/*` request, unless it may: from a loopback peer, or with `Authorization: Bearer
+/// <token>` when a token is configured (`--admin-token-file`).
+fn admin_allowed(app: &App, peer: std::net::SocketAddr, headers: &HeaderMap) -> Option<Response> {
+    let loopback = match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    if loopback {
+        return None;
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match (&app.admin_token, given) {
+        (Some(want), Some(got)) if constant_time_eq(want.as_bytes(), got.as_bytes()) => None,
+        (Some(_), _) => Some(error_json(
+            StatusCode::UNAUTHORIZED,
+            "admin_unauthorized",
+            "the admin endpoints need `Authorization: Bearer <token>` with the token of --admin-token-file when called from off this host",
+            None,
+        )),
+        (None, _) => Some(error_json(
+            StatusCode::FORBIDDEN,
+            "admin_forbidden",
+            "the admin endpoints answer only on loopback; to call them from elsewhere, start the sidecar with --admin-token-file (OBOL_BUYER_ADMIN_TOKEN_FILE) and send `Authorization: Bearer <token>`",
+            None,
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn admin_reload(
+    State(app): State<Arc<App>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = admin_allowed(&app, peer, &headers) {
+        return refusal;
+    }
     let status = if app.trigger_reload() {
         "reload triggered"
     } else {
@@ -410,41 +461,82 @@ fn exhausted_message(up: &Upstream, app: &App) -> String {
     format!("the pool of pre-signed authorizations is exhausted ({why}); nothing was paid")
 }
 
-/// One reserved payment of an upstream: the budget reservation and, when paid from the pool,
-/// the held auth. Resolved exactly once; a ticket dropped unresolved (the client went away)
-/// counts as spent if the payment was sent and is released otherwise.
+/// One payment of an upstream in flight: the authorization sent (its nonce), and when it was
+/// newly handed out for this request, the budget reservation and the pool auth held. Resolved
+/// exactly once:
+/// - [`Ticket::spent`]: the seller served or settled: counted for good;
+/// - [`Ticket::handed_out`]: the seller holds it without a known outcome: it stays counted (and
+///   its pool auth consumed) until it is provably unusable, and a retry resends it;
+/// - [`Ticket::release`]: it never reached the seller: everything given back.
+///
+/// A ticket dropped unresolved (the client went away) counts as handed out if the payment was
+/// sent and is released otherwise.
 struct Ticket {
     app: Arc<App>,
     up: Arc<Upstream>,
-    reservation: Reservation,
+    /// `None`: an authorization handed out earlier is resent (already counted).
+    reservation: Option<Reservation>,
     auth_key: Option<String>,
+    nonce: String,
     sent: bool,
     done: bool,
 }
 
 impl Ticket {
-    /// The payment was spent: the write-ahead record stands.
-    fn spent(mut self) {
+    /// The payment was spent: the write-ahead record stands, the authorization is no longer
+    /// tracked as handed out.
+    async fn spent(mut self) {
         self.done = true;
         if let Some(k) = &self.auth_key {
             self.up.pool.confirm(k);
         }
-        self.up.series.spent_amount(self.reservation.amount);
+        self.app.store.settled(&self.up.name, &self.nonce);
+        self.up.series.spent_amount(self.up.price);
+        self.app.refresh_gauges(&self.up);
+        if let Err(e) = self.app.store.persist().await {
+            // On disk it stays handed out: a retry after a restart may resend it once.
+            tracing::warn!(upstream = %self.up.name, "{e}");
+        }
+    }
+
+    /// The seller holds the authorization and its outcome is not known.
+    fn handed_out(mut self) {
+        self.done = true;
+        self.keep();
+    }
+
+    fn keep(&self) {
+        if let Some(k) = &self.auth_key {
+            self.up.pool.confirm(k);
+        }
+        // A resent authorization that came back without an outcome again is not resent again.
+        let reusable = self.reservation.is_some();
+        self.app
+            .store
+            .back_from_seller(&self.up.name, &self.nonce, reusable);
         self.app.refresh_gauges(&self.up);
     }
 
     fn undo(&self) {
+        let Some(reservation) = &self.reservation else {
+            // Resent: it was handed out before this request and stays so.
+            self.app
+                .store
+                .back_from_seller(&self.up.name, &self.nonce, true);
+            return;
+        };
         let now = self.app.clock.now();
+        self.app.store.not_handed_out(&self.up.name, &self.nonce);
         if let Some(k) = &self.auth_key {
             // State first: a reload in between then still sees the key as held.
             self.app.store.unconsume(&self.up.name, k);
             self.up.pool.release(k);
         }
-        self.app.store.cancel(&self.up.name, &self.reservation, now);
+        self.app.store.cancel(&self.up.name, reservation, now);
         self.app.refresh_gauges(&self.up);
     }
 
-    /// The payment was not spent: auth back to the pool, budget given back.
+    /// The payment never reached the seller: auth back to the pool, budget given back.
     async fn release(mut self) {
         self.done = true;
         self.undo();
@@ -463,12 +555,9 @@ impl Drop for Ticket {
         if self.sent {
             tracing::warn!(
                 upstream = %self.up.name,
-                "request abandoned after the payment was sent: counted as spent"
+                "request abandoned after the payment was sent: it stays counted until provably unusable"
             );
-            if let Some(k) = &self.auth_key {
-                self.up.pool.confirm(k);
-            }
-            self.app.refresh_gauges(&self.up);
+            self.keep();
         } else {
             self.undo();
             let app = Arc::clone(&self.app);
@@ -479,6 +568,140 @@ impl Drop for Ticket {
             }
         }
     }
+}
+
+/// Whether an authorization handed out earlier still pays the agreed terms of `up`.
+fn same_terms(h: &HandedOut, up: &Upstream) -> bool {
+    let a = &h.payload.authorization;
+    h.chain.eq_ignore_ascii_case(&up.chain)
+        && h.asset.parse::<alloy_primitives::Address>().ok() == Some(up.asset)
+        && a.to.parse::<alloy_primitives::Address>().ok() == Some(up.pay_to)
+        && crate::x402::amount::parse_atomic(a.value.trim()).ok() == Some(up.price)
+}
+
+/// The authorization for this request, counted and written ahead: the one handed out earlier
+/// for the same request if it is still valid, else a pool auth or a live signature under the
+/// caps. `Err` is the refusal to answer (nothing was handed out).
+async fn authorize(
+    app: &Arc<App>,
+    up: &Arc<Upstream>,
+    requirement: &Requirement,
+    request: &str,
+) -> Result<(Ticket, ExactEvmPayload), Response> {
+    let now = app.clock.now();
+    if let Some(h) = app.store.claim_handed_out(&up.name, request, now) {
+        if same_terms(&h, up) {
+            tracing::info!(upstream = %up.name, "retry of a request: resending its authorization");
+            let ticket = Ticket {
+                app: Arc::clone(app),
+                up: Arc::clone(up),
+                reservation: None,
+                auth_key: None,
+                nonce: h.nonce().to_owned(),
+                sent: false,
+                done: false,
+            };
+            return Ok((ticket, h.payload));
+        }
+        // Other terms now (a reload changed them): not resent; it stays counted.
+        app.store.back_from_seller(&up.name, h.nonce(), false);
+    }
+    let live_usable = up.live_signing && up.live_check.is_ok() && app.signer.is_some();
+    let remaining = up.pool.counts().remaining;
+    if !live_usable && remaining == 0 {
+        // Known exhausted: refuse without touching the budget or the state file.
+        return Err(refuse(
+            up,
+            RefusalReason::PoolExhausted,
+            StatusCode::BAD_GATEWAY,
+            exhausted_message(up, app),
+        ));
+    }
+    if live_usable && remaining == 0 && requirement.max_timeout_seconds > app.max_timeout {
+        return Err(refuse(
+            up,
+            RefusalReason::NoMatchingRequirement,
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "{}; nothing was signed",
+                crate::buyer::policy::window_too_long(
+                    requirement.max_timeout_seconds,
+                    app.max_timeout
+                )
+            ),
+        ));
+    }
+    let reservation = match app.store.reserve(&up.name, &up.limits, up.price, now) {
+        Ok(r) => r,
+        Err(r) => return Err(budget_refusal(up, &r)),
+    };
+    let mut ticket = Ticket {
+        app: Arc::clone(app),
+        up: Arc::clone(up),
+        reservation: Some(reservation),
+        auth_key: None,
+        nonce: String::new(),
+        sent: false,
+        done: false,
+    };
+    let (payload, pool_key) = if let Some(auth) = up.pool.hold(now) {
+        app.store.mark_consumed(&up.name, &auth.key);
+        ticket.auth_key = Some(auth.key.clone());
+        (auth.payload.clone(), Some(auth.key.clone()))
+    } else if let (true, Some(wallet)) = (live_usable, app.signer.as_deref()) {
+        match payment::sign_live(requirement, up, wallet, now, app.max_timeout).await {
+            Ok(evm) => (evm, None),
+            Err(e) => {
+                ticket.release().await;
+                return Err(refuse(
+                    up,
+                    RefusalReason::Signer,
+                    StatusCode::BAD_GATEWAY,
+                    format!("live signing failed: {e}; nothing was paid"),
+                ));
+            }
+        }
+    } else {
+        ticket.release().await;
+        return Err(refuse(
+            up,
+            RefusalReason::PoolExhausted,
+            StatusCode::BAD_GATEWAY,
+            exhausted_message(up, app),
+        ));
+    };
+    let valid_before = payload
+        .authorization
+        .valid_before
+        .trim()
+        .parse::<u64>()
+        .unwrap_or(u64::MAX);
+    ticket.nonce = payload.authorization.nonce.clone();
+    app.store.hand_out(
+        &up.name,
+        HandedOut {
+            request: request.to_owned(),
+            chain: up.chain.clone(),
+            asset: up.asset.to_string(),
+            payload: payload.clone(),
+            valid_before,
+            amount: reservation.amount,
+            day: reservation.day,
+            pool_key,
+            in_flight: true,
+        },
+    );
+    app.refresh_gauges(up);
+    if let Err(e) = app.store.persist().await {
+        ticket.release().await;
+        return Err(refuse(
+            up,
+            RefusalReason::State,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{e}; nothing was paid"),
+        ));
+    }
+    Ok((ticket, payload))
 }
 
 /// Forwards a request; pays once if the upstream asks.
@@ -532,78 +755,12 @@ async fn forward(
     };
 
     // Caps first, then an auth (or a signature), written ahead before anything is sent.
-    let now = app.clock.now();
-    let live_usable = up.live_signing && up.live_check.is_ok() && app.signer.is_some();
-    if !live_usable && up.pool.counts().remaining == 0 {
-        // Known exhausted: refuse without touching the budget or the state file.
-        return refuse(
-            up,
-            RefusalReason::PoolExhausted,
-            StatusCode::BAD_GATEWAY,
-            exhausted_message(up, app),
-        );
-    }
-    let reservation = match app.store.reserve(&up.name, &up.limits, up.price, now) {
-        Ok(r) => r,
-        Err(r) => return budget_refusal(up, &r),
+    let request = request_key(method.as_str(), path, &body);
+    let (mut ticket, payload) = match authorize(app, up, &requirement, &request).await {
+        Ok(t) => t,
+        Err(refusal) => return refusal,
     };
-    let mut ticket = Ticket {
-        app: Arc::clone(app),
-        up: Arc::clone(up),
-        reservation,
-        auth_key: None,
-        sent: false,
-        done: false,
-    };
-    let held = up.pool.hold(now);
-    if let Some(auth) = &held {
-        app.store.mark_consumed(&up.name, &auth.key);
-        ticket.auth_key = Some(auth.key.clone());
-    } else if !live_usable {
-        ticket.release().await;
-        return refuse(
-            up,
-            RefusalReason::PoolExhausted,
-            StatusCode::BAD_GATEWAY,
-            exhausted_message(up, app),
-        );
-    }
-    app.refresh_gauges(up);
-    if let Err(e) = app.store.persist().await {
-        ticket.release().await;
-        return refuse(
-            up,
-            RefusalReason::State,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{e}; nothing was paid"),
-        );
-    }
-    let payment_header = match &held {
-        Some(auth) => payment::from_pool(&required, &requirement, auth),
-        None => {
-            let Some(wallet) = app.signer.as_deref() else {
-                ticket.release().await;
-                return refuse(
-                    up,
-                    RefusalReason::Signer,
-                    StatusCode::BAD_GATEWAY,
-                    "no wallet".into(),
-                );
-            };
-            match payment::sign_live(&required, &requirement, up, wallet, now).await {
-                Ok(h) => h,
-                Err(e) => {
-                    ticket.release().await;
-                    return refuse(
-                        up,
-                        RefusalReason::Signer,
-                        StatusCode::BAD_GATEWAY,
-                        format!("live signing failed: {e}; nothing was paid"),
-                    );
-                }
-            }
-        }
-    };
+    let payment_header = payment::header(&required, &requirement, payload);
 
     // Pay: the same request again, with the payment.
     up.series.attempts.inc();
@@ -619,11 +776,11 @@ async fn forward(
         }
         Err(e) => {
             up.series.failure.inc();
-            ticket.spent();
+            ticket.handed_out();
             return unavailable(
                 up,
                 &e,
-                "the payment's outcome is unknown: it is counted as spent and will not be reused",
+                "the payment's outcome is unknown: it stays counted until it is provably unusable, and a retry of this request resends it",
             );
         }
     };
@@ -641,7 +798,7 @@ async fn forward(
             up.series.unsettled.inc();
             tracing::info!(upstream = %up.name, "auth consumed without observed settlement");
         }
-        ticket.spent();
+        ticket.spent().await;
     } else if receipt.as_ref().is_some_and(|r| !r.transaction.is_empty()) {
         up.series.failure.inc();
         tracing::warn!(
@@ -649,15 +806,15 @@ async fn forward(
             status = status.as_u16(),
             "upstream error after settlement: the payment is spent"
         );
-        ticket.spent();
+        ticket.spent().await;
     } else {
         up.series.failure.inc();
         tracing::info!(
             upstream = %up.name,
             status = status.as_u16(),
-            "paid request failed without settlement: auth released"
+            "paid request failed without settlement: the seller holds the authorization; it stays counted until provably unusable"
         );
-        ticket.release().await;
+        ticket.handed_out();
     }
     pass_through(resp)
 }

@@ -329,6 +329,8 @@ mod tests {
             max_amount: "0.10".into(),
             sources: vec![files.clone(), kube.clone()],
             clock: Arc::new(SystemClock),
+            max_timeout: 3600,
+            admin_token: None,
         })
         .unwrap();
         let names =

@@ -6,7 +6,16 @@
 //!                              "spentTotal": "120000", "paymentsTotal": 12}}}
 //! ```
 //! `consumed` is the obol-stack buyer's format (a file it wrote is read as is; it reads ours and
-//! ignores `budgets`). The file is written atomically (temp file, fsync, rename, 0600).
+//! ignores `budgets` and `handedOut`). The file is written atomically (temp file, fsync,
+//! rename, 0600).
+//!
+//! `handedOut` holds every authorization given to a seller whose fate is not known yet (the
+//! seller answered ≥ 400 without a receipt, or the answer was lost): it stays counted in
+//! `budgets` until it is provably unusable (its `validBefore` passed and the chain says it was
+//! never used: [`StateStore::drop_unusable`]) or known spent ([`StateStore::settled`]), and a
+//! retry of the same request sends it again instead of a new signature
+//! ([`StateStore::handed_out_for`]). It holds signatures: the file is 0600, and nothing of it
+//! is ever logged.
 //!
 //! Write-ahead: an auth's key is recorded as consumed, and a payment counted against the
 //! budget, *before* the payment is sent ([`StateStore::persist`] returns first). A crash in
@@ -26,6 +35,64 @@ use serde::{Deserialize, Serialize};
 
 use super::budget::{BudgetCounters, BudgetLimits, BudgetRefusal, Reservation};
 use crate::buyer::keystore::write_private_file;
+use crate::x402::wire::ExactEvmPayload;
+
+/// An authorization given to a seller, not yet known to be spent or unusable.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandedOut {
+    /// The request it paid ([`request_key`]): a retry of it sends this authorization again.
+    pub request: String,
+    /// CAIP-2 id of the chain, and the token: where to ask whether it is still usable.
+    pub chain: String,
+    pub asset: String,
+    pub payload: ExactEvmPayload,
+    pub valid_before: u64,
+    /// What it counts against the budget: the reservation of when it was signed or taken.
+    #[serde(with = "super::budget::decimal")]
+    pub amount: U256,
+    #[serde(with = "super::budget::day_string")]
+    pub day: i64,
+    /// The consume key, when it came from the pre-signed pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_key: Option<String>,
+    /// Out with a request right now (not offered to a concurrent retry). Not persisted.
+    #[serde(skip)]
+    pub in_flight: bool,
+}
+
+impl HandedOut {
+    pub fn nonce(&self) -> &str {
+        &self.payload.authorization.nonce
+    }
+
+    pub fn reservation(&self) -> Reservation {
+        Reservation {
+            day: self.day,
+            amount: self.amount,
+        }
+    }
+}
+
+impl std::fmt::Debug for HandedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandedOut")
+            .field("nonce", &self.nonce())
+            .field("valid_before", &self.valid_before)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What identifies "the same request" for a retry: method, path and body (keccak-256, hex).
+pub fn request_key(method: &str, path: &str, body: &[u8]) -> String {
+    let mut buf = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
+    buf.extend_from_slice(method.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(path.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(body);
+    alloy_primitives::keccak256(&buf).to_string()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -45,6 +112,31 @@ struct StateFile {
     consumed: BTreeMap<String, BTreeSet<String>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     budgets: BTreeMap<String, BudgetCounters>,
+    #[serde(
+        default,
+        rename = "handedOut",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    handed_out: BTreeMap<String, Vec<HandedOut>>,
+}
+
+impl StateFile {
+    /// (how many in all, how many of `day`) of `upstream`'s handed-out authorizations.
+    fn pending(&self, upstream: &str, day: i64) -> (u64, u64) {
+        let list = self.handed_out.get(upstream).map_or(&[][..], Vec::as_slice);
+        let today = list.iter().filter(|h| h.day == day).count();
+        (list.len() as u64, today as u64)
+    }
+
+    fn remove_handed_out(&mut self, upstream: &str, nonce: &str) -> Option<HandedOut> {
+        let list = self.handed_out.get_mut(upstream)?;
+        let i = list.iter().position(|h| h.nonce() == nonce)?;
+        let h = list.remove(i);
+        if list.is_empty() {
+            self.handed_out.remove(upstream);
+        }
+        Some(h)
+    }
 }
 
 /// The state, in memory and on disk.
@@ -144,9 +236,109 @@ impl StateStore {
     ) -> Result<Reservation, BudgetRefusal> {
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
         let counters = data.budgets.entry(upstream.to_owned()).or_default();
-        let r = counters.reserve(limits, amount, now)?;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        Ok(r)
+        match counters.reserve(limits, amount, now) {
+            Ok(r) => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                Ok(r)
+            }
+            Err(mut refusal) => {
+                let (count, today) = data.pending(upstream, super::budget::day_of(now));
+                match &mut refusal {
+                    BudgetRefusal::Total { pending, .. } => *pending = count,
+                    BudgetRefusal::Day { pending, .. } => *pending = today,
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Records an authorization as handed to a seller (write-ahead, before it is sent).
+    pub fn hand_out(&self, upstream: &str, h: HandedOut) {
+        self.with(true, |d| {
+            d.handed_out.entry(upstream.to_owned()).or_default().push(h);
+        });
+    }
+
+    /// Takes the authorization already handed out for `request` that is still valid at `now`
+    /// (with the pool's expiry margin) and not out with another request: a retry sends it
+    /// again. It is in flight until [`StateStore::back_from_seller`] or [`StateStore::settled`].
+    pub fn claim_handed_out(&self, upstream: &str, request: &str, now: u64) -> Option<HandedOut> {
+        self.with(false, |d| {
+            let h = d.handed_out.get_mut(upstream)?.iter_mut().rev().find(|h| {
+                !h.in_flight
+                    && h.request == request
+                    && h.valid_before > now.saturating_add(super::pool::EXPIRY_MARGIN_SECS)
+            })?;
+            h.in_flight = true;
+            Some(h.clone())
+        })
+    }
+
+    /// A handed-out authorization came back without a known outcome: it stays counted. Unless
+    /// `reusable`, no retry is offered it again (a seller that refused it once when resent is
+    /// not sent it a third time; a retry then takes a new one under the budget).
+    pub fn back_from_seller(&self, upstream: &str, nonce: &str, reusable: bool) {
+        self.with(true, |d| {
+            if let Some(h) = d
+                .handed_out
+                .get_mut(upstream)
+                .and_then(|l| l.iter_mut().find(|h| h.nonce() == nonce))
+            {
+                h.in_flight = false;
+                if !reusable {
+                    h.request.clear();
+                }
+            }
+        });
+    }
+
+    /// The handed-out authorization was spent (the seller served or settled): it stays counted
+    /// for good and is no longer tracked.
+    pub fn settled(&self, upstream: &str, nonce: &str) {
+        self.with(true, |d| {
+            d.remove_handed_out(upstream, nonce);
+        });
+    }
+
+    /// The handed-out authorization never reached the seller: no longer tracked, and its
+    /// budget is given back by the caller's reservation.
+    pub fn not_handed_out(&self, upstream: &str, nonce: &str) {
+        self.with(true, |d| {
+            d.remove_handed_out(upstream, nonce);
+        });
+    }
+
+    /// The handed-out authorization is provably unusable (expired, never used on chain): its
+    /// budget is given back. `true` if it was tracked.
+    pub fn drop_unusable(&self, upstream: &str, nonce: &str, now: u64) -> bool {
+        self.with(true, |d| {
+            let Some(h) = d.remove_handed_out(upstream, nonce) else {
+                return false;
+            };
+            if let Some(c) = d.budgets.get_mut(upstream) {
+                c.cancel(&h.reservation(), now);
+            }
+            true
+        })
+    }
+
+    /// Every handed-out authorization whose `validBefore` is before `cutoff`, by upstream.
+    pub fn expired_handed_out(&self, cutoff: u64) -> Vec<(String, HandedOut)> {
+        self.with(false, |d| {
+            d.handed_out
+                .iter()
+                .flat_map(|(u, list)| {
+                    list.iter()
+                        .filter(|h| h.valid_before < cutoff)
+                        .map(|h| (u.clone(), h.clone()))
+                })
+                .collect()
+        })
+    }
+
+    /// How many authorizations of `upstream` are handed out and not yet known spent or unusable.
+    pub fn handed_out_count(&self, upstream: &str) -> usize {
+        self.with(false, |d| d.handed_out.get(upstream).map_or(0, Vec::len))
     }
 
     /// Gives a reservation back.

@@ -46,6 +46,9 @@ pub struct UpstreamStatus {
     pub spent: usize,
     /// Auths out with a request right now.
     pub in_flight: usize,
+    /// Authorizations a seller holds without a known outcome (it answered an error without a
+    /// receipt, or the answer was lost): counted in the budget until provably unusable.
+    pub handed_out: usize,
     /// Auths dropped because they expired before use.
     pub expired: u64,
     pub live_signing: bool,
@@ -86,6 +89,7 @@ impl UpstreamStatus {
             remaining: counts.remaining,
             spent: store.consumed_count(&up.name).saturating_sub(counts.held),
             in_flight: counts.held,
+            handed_out: store.handed_out_count(&up.name),
             expired: counts.expired,
             live_signing: up.live_signing,
             budget_left_today: budget.left_today(&up.limits, now).map(|v| v.to_string()),

@@ -1,6 +1,6 @@
 //! The sidecar in-process against a scripted upstream: the x402 v1 path (`X-PAYMENT`), the
-//! outcome rules (< 400 spent, ≥ 400 with a receipt spent, ≥ 400 without released, nothing
-//! delivered released), reload semantics and refusals. The v2 path against the real reference
+//! outcome rules (< 400 spent, ≥ 400 with a receipt spent, ≥ 400 without handed out and
+//! resent on a retry, nothing delivered released), reload semantics and refusals. The v2 path against the real reference
 //! components is in `tests/sidecar.rs`.
 
 use std::collections::HashMap;
@@ -156,21 +156,28 @@ fn write_upstream(
     .unwrap();
 }
 
+/// The sidecar's config over the files under `dir`.
+fn config(dir: &std::path::Path, admin_token: Option<&str>) -> SidecarConfig {
+    SidecarConfig {
+        listen: "127.0.0.1:0".into(),
+        state_path: dir.join("state.json"),
+        reload_interval: Duration::from_secs(3600),
+        registry: Registry::builtin(),
+        signer: None,
+        max_amount: "0.10".into(),
+        sources: vec![Arc::new(FileSource {
+            config_dir: dir.join("config"),
+            auths_dir: dir.join("auths"),
+        })],
+        clock: Arc::new(SystemClock),
+        max_timeout: 3600,
+        admin_token: admin_token.map(str::to_owned),
+    }
+}
+
 impl Harness {
     async fn start(dir: tempfile::TempDir) -> Harness {
-        let config = SidecarConfig {
-            listen: "127.0.0.1:0".into(),
-            state_path: dir.path().join("state.json"),
-            reload_interval: Duration::from_secs(3600),
-            registry: Registry::builtin(),
-            signer: None,
-            max_amount: "0.10".into(),
-            sources: vec![Arc::new(FileSource {
-                config_dir: dir.path().join("config"),
-                auths_dir: dir.path().join("auths"),
-            })],
-            clock: Arc::new(SystemClock),
-        };
+        let config = config(dir.path(), None);
         let sidecar = Sidecar::new(config).await.unwrap();
         let app = Arc::clone(&sidecar.app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -291,20 +298,34 @@ async fn outcomes_decide_spent_or_released() {
     );
     let h = Harness::start(dir).await;
 
-    // ≥ 400 without a receipt: released, budget given back.
+    // ≥ 400 without a receipt: the seller holds 0x01, so it stays counted and consumed.
     up.set(|s| s.paid = Some(Paid::ErrorNoReceipt));
     let (status, _, body) = h.chat("m").await;
     assert_eq!((status, body.as_str()), (500, "boom"));
     let s = h.status("qwen");
-    assert_eq!((s.remaining, s.spent, s.budget.payments_total), (2, 0, 0));
+    assert_eq!(
+        (s.remaining, s.spent, s.handed_out, s.budget.payments_total),
+        (1, 1, 1, 1)
+    );
+    // A retry of the same request resends 0x01 and costs nothing more.
+    let (status, _, _) = h.chat("m").await;
+    assert_eq!(status, 500);
+    let s = h.status("qwen");
+    assert_eq!(
+        (s.remaining, s.handed_out, s.budget.payments_total),
+        (1, 1, 1)
+    );
 
-    // ≥ 400 with a receipt naming a transaction: spent.
+    // Resent and refused again: 0x01 stays counted but is not resent a third time; the next
+    // try takes 0x02. ≥ 400 with a receipt naming a transaction: spent for good.
     up.set(|s| s.paid = Some(Paid::ErrorWithTx));
     let (status, _, _) = h.chat("m").await;
     assert_eq!(status, 500);
     let s = h.status("qwen");
-    assert_eq!((s.remaining, s.spent, s.budget.payments_total), (1, 1, 1));
-    // The released auth went first, so the spent one is 0x01.
+    assert_eq!(
+        (s.remaining, s.spent, s.handed_out, s.budget.payments_total),
+        (0, 2, 1, 2)
+    );
     let paid: Vec<String> = up
         .seen()
         .iter()
@@ -316,11 +337,11 @@ async fn outcomes_decide_spent_or_released() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(paid, ["0x01", "0x01"]);
+    assert_eq!(paid, ["0x01", "0x01", "0x02"]);
 
     let m = h.app.metrics.encode();
-    assert!(m.contains("obol_x402_buyer_payment_failure_total{chain=\"eip155:84532\",remote_model=\"m\",upstream=\"qwen\"} 2"), "{m}");
-    assert!(m.contains("obol_x402_buyer_payment_attempts_total{chain=\"eip155:84532\",remote_model=\"m\",upstream=\"qwen\"} 2"), "{m}");
+    assert!(m.contains("obol_x402_buyer_payment_failure_total{chain=\"eip155:84532\",remote_model=\"m\",upstream=\"qwen\"} 3"), "{m}");
+    assert!(m.contains("obol_x402_buyer_payment_attempts_total{chain=\"eip155:84532\",remote_model=\"m\",upstream=\"qwen\"} 3"), "{m}");
 }
 
 #[tokio::test]
@@ -489,4 +510,60 @@ async fn admin_reload_is_a_one_slot_signal_and_free_upstreams_pass_through() {
         .await
         .unwrap();
     assert_eq!(models["data"][0]["id"], "paid/f");
+}
+
+/// `POST /admin/reload` from `peer` (as the listener reports it), with `bearer` if given.
+async fn admin_reload_from(
+    app: &Arc<App>,
+    peer: std::net::SocketAddr,
+    bearer: Option<&str>,
+) -> (StatusCode, String) {
+    use tower::ServiceExt as _;
+    let router =
+        proxy::router(Arc::clone(app)).layer(axum::extract::connect_info::MockConnectInfo(peer));
+    let mut req = axum::http::Request::post("/admin/reload");
+    if let Some(token) = bearer {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let resp = router
+        .oneshot(req.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn admin_endpoints_refuse_peers_off_loopback_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir).await;
+    let outside: std::net::SocketAddr = "10.1.2.3:40000".parse().unwrap();
+    let (status, body) = admin_reload_from(&h.app, outside, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("--admin-token-file"), "{body}");
+    let (status, body) = admin_reload_from(&h.app, outside, Some("guess")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let inside: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let (status, body) = admin_reload_from(&h.app, inside, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn with_an_admin_token_a_peer_off_loopback_needs_exactly_that_bearer() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::new(&config(dir.path(), Some("s3cret-token"))).unwrap();
+    let outside: std::net::SocketAddr = "10.1.2.3:40000".parse().unwrap();
+    let (status, body) = admin_reload_from(&app, outside, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        !body.contains("s3cret"),
+        "the token is never echoed: {body}"
+    );
+    let (status, _) = admin_reload_from(&app, outside, Some("s3cret-tokeN")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = admin_reload_from(&app, outside, Some("s3cret-token")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
