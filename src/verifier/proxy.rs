@@ -131,9 +131,6 @@ async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Respo
     if live.route.upstream_url.is_none() {
         return Err(refused(Refusal::NoUpstream));
     }
-    let Some(target) = upstream_url(&live.route, &admitted.path) else {
-        return Err(refused(Refusal::BadPath(PathError::OutsideUpstream)));
-    };
     let host = host_of(req.headers(), req.uri());
     let proto = proto_of(req.headers());
     let resource_url = format!("{proto}://{host}{}", admitted.path);
@@ -144,6 +141,10 @@ async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Respo
             Decision::Refused(r) => return Err(r),
             Decision::Paid(p) => Some(p),
         }
+    };
+    // Built only for a request that will be forwarded (an unpaid 402 never pays for it).
+    let Some(target) = upstream_url(&live.route, &admitted.path) else {
+        return Err(refused(Refusal::BadPath(PathError::OutsideUpstream)));
     };
     let https = proto == "https";
 
