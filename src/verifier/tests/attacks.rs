@@ -39,7 +39,9 @@ async fn raw_get(url: &str, target: &str, headers: &[(&str, &str)]) -> (u16, Str
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
-async fn with_expensive(mode: Mode) -> Harness {
+/// The harness with `offer` (YAML of one more route, `UP` standing for the upstream's URL)
+/// appended to its offers file, once the reloaded table has `path`.
+async fn with_offer(mode: Mode, offer: &str, path: &'static str) -> Harness {
     let h = start(mode, false).await;
     let text = std::fs::read_to_string(&h.offers).unwrap();
     let up = text
@@ -48,10 +50,14 @@ async fn with_expensive(mode: Mode) -> Harness {
         .unwrap()
         .trim_matches('"')
         .to_string();
-    std::fs::write(&h.offers, format!("{text}{}", EXPENSIVE.replace("UP", &up))).unwrap();
+    std::fs::write(&h.offers, format!("{text}{}", offer.replace("UP", &up))).unwrap();
     let state = Arc::clone(&h.state);
-    wait_for(move || state.table.load().len() == 4).await;
+    wait_for(move || state.table.load().find(path).is_some()).await;
     h
+}
+
+async fn with_expensive(mode: Mode) -> Harness {
+    with_offer(mode, EXPENSIVE, "/services/expensive/x").await
 }
 
 fn reason(body: &str) -> String {
@@ -323,18 +329,7 @@ const DECLARED: &str = r#"  - pattern: /services/api/*
 "#;
 
 async fn with_declared(mode: Mode) -> Harness {
-    let h = start(mode, false).await;
-    let text = std::fs::read_to_string(&h.offers).unwrap();
-    let up = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("upstreamURL: "))
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
-    std::fs::write(&h.offers, format!("{text}{}", DECLARED.replace("UP", &up))).unwrap();
-    let state = Arc::clone(&h.state);
-    wait_for(move || state.table.load().find("/services/api/submit").is_some()).await;
-    h
+    with_offer(mode, DECLARED, "/services/api/submit").await
 }
 
 #[tokio::test]
