@@ -9,6 +9,11 @@
 # was; FUZZ_KEEP=1 adds them to the committed corpus) and stops on the first crash, printing
 # the input that caused it. Prints one summary line per target: executions, seconds, exec/s.
 # scripts/test.sh runs it with a small RUNS as a smoke test.
+#
+# FUZZ_SANITIZER: cargo fuzz's -s (default none). The targets exercise safe Rust, where a
+# sanitizer finds little that Rust's own checks miss (bounds always; overflow too, as the
+# targets are built with debug assertions, -a), at most of the speed; FUZZ_SANITIZER=address
+# runs them under AddressSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +38,7 @@ for t in "${TARGETS[@]}"; do
         dirs=("fuzz/corpus/$t")
     fi
     start=$(date +%s)
-    if ! cargo +nightly fuzz run --fuzz-dir fuzz "$t" "${dirs[@]}" -- \
+    if ! cargo +nightly fuzz run -a -s "${FUZZ_SANITIZER:-none}" --fuzz-dir fuzz "$t" "${dirs[@]}" -- \
         -runs="$RUNS" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$log" 2>&1; then
         tail -n 60 "$log" >&2

@@ -676,8 +676,15 @@ fn forward_auth_verifies_only_and_settle_before_grant_settles() {
         series(&scrape, "obol_x402_verifier_charged_requests_total", "fa")
             .unwrap()
             .1,
+        0.0,
+        "a verify-only grant moved no money: it is not revenue"
+    );
+    assert_eq!(
+        series(&scrape, "obol_x402_verifier_verify_only_grants_total", "fa")
+            .unwrap()
+            .1,
         1.0,
-        "verify-only ForwardAuth counts verified as charged"
+        "verify-only grants have their own series"
     );
     assert_eq!(
         series(&scrape, "obol_x402_verifier_payment_verified_total", "fa")

@@ -248,6 +248,11 @@ fn traefik_forward_auth_gates_the_upstream() {
     let scrape = get(&format!("{vbase}/metrics"), &[]).text().unwrap();
     assert_eq!(
         series(&scrape, "obol_x402_verifier_charged_requests_total", "fa").map(|(_, v)| v),
+        Some(0.0),
+        "verify-only moved no money: not revenue\n{scrape}"
+    );
+    assert_eq!(
+        series(&scrape, "obol_x402_verifier_verify_only_grants_total", "fa").map(|(_, v)| v),
         Some(1.0),
         "{scrape}"
     );

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::admit::admit;
 use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER};
+use super::outcome::{Answer, Handled, Outcome, in_request_span, record_offer};
 use super::refusal::Refusal;
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -32,21 +33,22 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `* /verify`.
 pub async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
-    match verify(&app, req.headers()).await {
-        Ok(r) => r,
-        Err(r) => r,
-    }
+    in_request_span("forward_auth", verify(&app, req.headers())).await
 }
 
-async fn verify(app: &AppState, headers: &HeaderMap) -> Result<Response, Response> {
-    let refused = |r: Refusal| r.into_response();
+async fn verify(app: &AppState, headers: &HeaderMap) -> Handled {
     if headers.contains_key("x-forwarded-prefix") {
-        return Err(refused(Refusal::ForwardedPrefix));
+        return Refusal::ForwardedPrefix.into();
     }
-    let uri = header_str(headers, "x-forwarded-uri")
-        .ok_or_else(|| refused(Refusal::MissingForwardedUri))?;
-    let admitted = admit(app, uri).map_err(refused)?;
+    let Some(uri) = header_str(headers, "x-forwarded-uri") else {
+        return Refusal::MissingForwardedUri.into();
+    };
+    let admitted = match admit(app, uri) {
+        Ok(a) => a,
+        Err(r) => return r.into(),
+    };
     let live = &admitted.live;
+    record_offer(live);
     let host = header_str(headers, "x-forwarded-host")
         .or_else(|| header_str(headers, "host"))
         .unwrap_or("localhost");
@@ -56,29 +58,35 @@ async fn verify(app: &AppState, headers: &HeaderMap) -> Result<Response, Respons
     };
     let mut resp = StatusCode::OK.into_response();
     let mut payer = None;
-    if !admitted.free() {
+    let outcome = if admitted.free() {
+        Outcome::Free
+    } else {
         let resource_url = format!("{proto}://{host}{}", admitted.path);
         let paid = match gate::evaluate(app, &admitted.table, live, headers, &resource_url).await {
-            Decision::Refused(r) => return Err(r),
+            Decision::Refused(answer) => return Handled::new(answer, live),
             Decision::Paid(p) => p,
         };
         payer = Some(paid.payer);
         if admitted.table.settle_before_grant {
             match gate::settle(app, &admitted.table, *paid).await {
-                Settlement::Settled(receipt) => {
+                Settlement::Settled { receipt, outcome } => {
                     for (k, v) in super::respond::receipt_headers(&receipt) {
                         resp.headers_mut().insert(k, v);
                     }
+                    outcome
                 }
-                Settlement::Failed(r) => return Err(r),
+                Settlement::Failed(answer) => return Handled::new(answer, live),
             }
         } else {
-            // Verify-only: the payment is used (held until validBefore) and counted as charged.
-            let gate::Paid { claim, .. } = *paid;
+            // Verify-only: the payment is used (held until validBefore); no money moved.
+            let gate::Paid { claim, payer, .. } = *paid;
             claim.consume();
-            live.series.charged(live.route.amount);
+            Outcome::GrantedUnpaid {
+                payer,
+                amount: live.route.amount,
+            }
         }
-    }
+    };
     let h = resp.headers_mut();
     if let Some(auth) = &live.route.upstream_auth
         && let Ok(v) = HeaderValue::from_str(auth.expose())
@@ -91,5 +99,5 @@ async fn verify(app: &AppState, headers: &HeaderMap) -> Result<Response, Respons
         h.insert(X_PAYMENT_PAYER, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    Handled::new(Answer::new(resp, outcome), live)
 }

@@ -16,16 +16,18 @@
 //! "nonce already used" answer on such a retry is a grant only when the chain shows the nonce
 //! was used by the transfer this payment authorized (to this route's `payTo`, its full price).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use alloy_primitives::Address;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde_json::Value;
 
 use super::AppState;
+use super::outcome::{Answer, Outcome};
 use super::refusal::Refusal;
 use super::replay::{Binding, Claim, ReplayKey};
 use super::respond::{Style, payment_required, requirement_v1, unpaid, wants_html};
@@ -70,7 +72,7 @@ impl Clock {
 /// The outcome of [`evaluate`].
 pub enum Decision {
     /// Answer with this (402, 400, 409, 503).
-    Refused(Response),
+    Refused(Answer),
     /// A verified payment, claimed in the replay guard.
     Paid(Box<Paid>),
 }
@@ -155,6 +157,28 @@ fn header_of(headers: &HeaderMap) -> Result<Option<(&'static str, &str)>, Refusa
     }
 }
 
+/// A payment refused with a 402 that repeats the route's requirements.
+fn refused_402(
+    route: &Route,
+    resource_url: &str,
+    style: Style,
+    reason: Cow<'static, str>,
+    payer: Option<Address>,
+    verified: bool,
+    detail: Option<String>,
+) -> Answer {
+    let response = payment_required(route, resource_url, &reason, style, false);
+    Answer::new(
+        response,
+        Outcome::PaymentRefused {
+            reason,
+            payer,
+            verified,
+            detail,
+        },
+    )
+}
+
 /// Runs checks 1-6 for a request that matched the paid, unpaused route `live`.
 pub async fn evaluate(
     app: &AppState,
@@ -164,25 +188,23 @@ pub async fn evaluate(
     resource_url: &str,
 ) -> Decision {
     let route = &live.route;
-    let m = &live.series;
-    m.request();
-    let refuse = |resp: Response| {
-        m.failed();
-        Decision::Refused(resp)
-    };
+    let refused = |a: Answer| Decision::Refused(a);
 
     let (name, value) = match header_of(headers) {
         Ok(Some(nv)) => nv,
         Ok(None) => {
-            m.required();
-            return Decision::Refused(unpaid(live, resource_url, wants_html(headers)));
+            return refused(Answer::new(
+                unpaid(live, resource_url, wants_html(headers)),
+                Outcome::PaymentRequired,
+            ));
         }
-        Err(r) => return refuse(r.into_response()),
+        Err(r) => return refused(Answer::payment_refused(r, None, false)),
     };
     let payload = match PaymentPayload::from_header(name, value) {
         Ok(p) => p,
         Err(e) => {
-            return refuse(Refusal::InvalidPaymentHeader(format!("{name}: {e}")).into_response());
+            let r = Refusal::InvalidPaymentHeader(format!("{name}: {e}"));
+            return refused(Answer::payment_refused(r, None, false));
         }
     };
     let style = if payload.version() == 1 && route.network.v1_name.is_some() {
@@ -190,14 +212,19 @@ pub async fn evaluate(
     } else {
         Style::V2
     };
-    let Some(requirements) = match_requirement(route, &payload, resource_url) else {
-        return refuse(payment_required(
+    let refused_402 = |reason: Cow<'static, str>, payer, detail| {
+        refused(refused_402(
             route,
             resource_url,
-            "no_matching_requirement",
             style,
+            reason,
+            payer,
             false,
-        ));
+            detail,
+        ))
+    };
+    let Some(requirements) = match_requirement(route, &payload, resource_url) else {
+        return refused_402("no_matching_requirement".into(), None, None);
     };
 
     let now = app.clock.now();
@@ -210,17 +237,9 @@ pub async fn evaluate(
     );
     let checked = match eip3009::check(payload.evm(), &expected, now) {
         Ok(c) => c,
-        Err(e) => {
-            tracing::info!(offer = %route.display_name(), reason = e.reason(), "payment refused: {e}");
-            return refuse(payment_required(
-                route,
-                resource_url,
-                e.reason(),
-                style,
-                false,
-            ));
-        }
+        Err(e) => return refused_402(e.reason().into(), None, Some(e.to_string())),
     };
+    let payer = Some(checked.payer);
 
     let key = ReplayKey {
         chain_id: route.network.chain_id,
@@ -235,10 +254,7 @@ pub async fn evaluate(
     );
     let claim = match app.replay.claim(key, binding, checked.valid_before, now) {
         Ok(c) => c,
-        Err(r) => {
-            tracing::info!(offer = %route.display_name(), payer = %checked.payer, "payment refused: {r}");
-            return refuse(Refusal::Replayed(r).into_response());
-        }
+        Err(r) => return refused(Answer::payment_refused(Refusal::Replayed(r), payer, false)),
     };
 
     // A retry of this very payment whose settlement outcome was unknown was verified before and
@@ -248,40 +264,36 @@ pub async fn evaluate(
             Ok(v) if v.is_valid => {}
             Ok(v) => {
                 let reason = v.invalid_reason.unwrap_or_else(|| "payment_invalid".into());
-                tracing::info!(offer = %route.display_name(), %reason, "payment invalid (facilitator)");
-                return refuse(payment_required(route, resource_url, &reason, style, false));
+                return refused_402(reason.into(), payer, v.invalid_message);
             }
             Err(FacilitatorError::InvalidPayment {
                 reason, message, ..
-            }) => {
-                tracing::info!(
-                    offer = %route.display_name(),
-                    %reason,
-                    message = message.as_deref().unwrap_or(""),
-                    "payment invalid (facilitator)"
-                );
-                return refuse(payment_required(route, resource_url, &reason, style, false));
-            }
+            }) => return refused_402(reason.into(), payer, message),
             Err(e) => {
-                tracing::warn!(offer = %route.display_name(), "payment verification failed: {e}");
                 let reason = match e {
                     FacilitatorError::Unreachable { .. }
                     | FacilitatorError::Timeout { .. }
                     | FacilitatorError::Transport { .. } => "facilitator_unreachable",
                     _ => "facilitator_error",
                 };
+                let detail = e.to_string();
                 // The claim is dropped: the buyer may retry with the same payment.
-                return Decision::Refused(
+                return refused(Answer::new(
                     Refusal::VerifyUnavailable {
                         reason,
-                        detail: e.to_string(),
+                        detail: detail.clone(),
                     }
                     .into_response(),
-                );
+                    Outcome::NotServed {
+                        reason: reason.into(),
+                        payer,
+                        verified: false,
+                        detail: Some(detail),
+                    },
+                ));
             }
         }
     }
-    m.verified();
     Decision::Paid(Box::new(Paid {
         live: Arc::clone(live),
         payload,
@@ -306,10 +318,14 @@ fn route_identity(route: &Route) -> String {
 
 /// The result of [`settle`].
 pub enum Settlement {
-    /// Settled: the receipt to attach; the claim is consumed and the charge recorded.
-    Settled(SettleResponse),
+    /// Settled: the receipt to attach; the claim is consumed. `outcome` is
+    /// [`Outcome::Settled`].
+    Settled {
+        receipt: SettleResponse,
+        outcome: Outcome,
+    },
     /// Not settled, or outcome unknown: answer with this.
-    Failed(Response),
+    Failed(Answer),
 }
 
 /// Whether a settle refusal means the authorization's nonce is already used on chain.
@@ -324,7 +340,7 @@ fn nonce_used(reason: &str) -> bool {
 /// How long the chain is asked about an earlier settlement.
 const CHAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Settles a verified payment and records the charge.
+/// Settles a verified payment.
 pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlement {
     let Paid {
         live,
@@ -336,35 +352,37 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
         resource_url,
     } = paid;
     let route = &live.route;
-    let m = &live.series;
     let retry = claim.retry_of_unsettled();
-    let charged = |claim: Claim, receipt: SettleResponse| {
+    let settled = |claim: Claim, receipt: SettleResponse| {
         claim.consume();
-        m.charged(route.amount);
-        Settlement::Settled(receipt)
+        let outcome = Outcome::Settled {
+            payer,
+            amount: route.amount,
+            transaction: receipt.transaction.clone(),
+        };
+        Settlement::Settled { receipt, outcome }
+    };
+    let not_served = |refusal: Refusal, detail: String| {
+        let reason = refusal.reason().into();
+        Settlement::Failed(Answer::refused(
+            refusal,
+            Outcome::NotServed {
+                reason,
+                payer: Some(payer),
+                verified: true,
+                detail: Some(detail),
+            },
+        ))
     };
     match table.facilitator.settle(&payload, &requirements).await {
-        Ok(s) if s.success => {
-            tracing::info!(
-                offer = %route.display_name(),
-                payer = %payer,
-                amount = %route.amount,
-                transaction = %s.transaction,
-                "payment settled"
-            );
-            charged(claim, s)
-        }
-        Ok(s) => settle_refused(
-            route,
-            &resource_url,
-            style,
-            claim,
-            m,
-            s.error_reason
+        Ok(s) if s.success => settled(claim, s),
+        Ok(s) => {
+            let reason = s
+                .error_reason
                 .clone()
-                .unwrap_or_else(|| "settlement_failed".into()),
-            Some(s),
-        ),
+                .unwrap_or_else(|| "settlement_failed".into());
+            settle_refused(route, &resource_url, style, claim, payer, reason, s)
+        }
         Err(FacilitatorError::InvalidPayment {
             reason,
             transaction,
@@ -376,12 +394,7 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
                 // was used by something else. Only the chain can tell.
                 return match earlier_settlement(app, route, &claim).await {
                     Ok(Some(tx)) => {
-                        tracing::warn!(
-                            offer = %route.display_name(),
-                            payer = %payer,
-                            transaction = %tx,
-                            "settlement retry: the earlier settlement went through (confirmed on chain)"
-                        );
+                        // The earlier settlement went through (confirmed on chain).
                         let receipt = SettleResponse {
                             success: true,
                             payer: Some(payer.to_checksum(None)),
@@ -390,31 +403,29 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
                             amount: Some(route.amount.to_string()),
                             ..Default::default()
                         };
-                        charged(claim, receipt)
+                        settled(claim, receipt)
                     }
                     Ok(None) => {
-                        tracing::warn!(
-                            offer = %route.display_name(),
-                            payer = %payer,
-                            "settlement retry: the authorization's nonce was used by another transfer; refused"
-                        );
+                        // The nonce was used by another transfer: this payment bought nothing.
                         claim.consume();
-                        m.failed();
-                        Settlement::Failed(Refusal::AuthorizationUsedElsewhere.into_response())
+                        Settlement::Failed(Answer::payment_refused(
+                            Refusal::AuthorizationUsedElsewhere,
+                            Some(payer),
+                            true,
+                        ))
                     }
                     Err(detail) => {
-                        tracing::error!(
-                            offer = %route.display_name(),
-                            "settlement retry: cannot confirm the earlier settlement on chain: {detail}"
-                        );
                         claim.mark_unsettled();
-                        Settlement::Failed(
+                        let detail =
+                            format!("cannot confirm the earlier settlement on chain: {detail}");
+                        Settlement::Failed(Answer::new(
                             Refusal::SettlementUnknown {
                                 timeout: false,
-                                detail,
+                                detail: detail.clone(),
                             }
                             .into_response(),
-                        )
+                            Outcome::SettlementUnknown { payer, detail },
+                        ))
                     }
                 };
             }
@@ -426,25 +437,25 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
                 network: route.network.caip2.clone(),
                 ..Default::default()
             };
-            settle_refused(route, &resource_url, style, claim, m, reason, Some(receipt))
+            settle_refused(route, &resource_url, style, claim, payer, reason, receipt)
         }
         Err(e @ FacilitatorError::Unreachable { .. }) => {
             // Never sent: nothing moved. Release the claim (drop) unless a previous attempt's
             // outcome is still unknown.
-            tracing::warn!(offer = %route.display_name(), "settlement not attempted: {e}");
             drop(claim);
-            Settlement::Failed(Refusal::SettleUnreachable(e.to_string()).into_response())
+            let detail = e.to_string();
+            not_served(Refusal::SettleUnreachable(detail.clone()), detail)
         }
         Err(e @ FacilitatorError::SettlementUnknown { .. })
         | Err(e @ FacilitatorError::Timeout { .. })
-        | Err(e @ FacilitatorError::Transport { .. }) => unknown(route, claim, &e),
+        | Err(e @ FacilitatorError::Transport { .. }) => unknown(payer, claim, &e),
         Err(e @ FacilitatorError::Facilitator { status, .. }) if status >= 500 => {
-            unknown(route, claim, &e)
+            unknown(payer, claim, &e)
         }
         Err(e) => {
-            tracing::warn!(offer = %route.display_name(), "settlement refused by the facilitator: {e}");
             drop(claim);
-            Settlement::Failed(Refusal::SettleError(e.to_string()).into_response())
+            let detail = e.to_string();
+            not_served(Refusal::SettleError(detail.clone()), detail)
         }
     }
 }
@@ -479,44 +490,46 @@ async fn earlier_settlement(
         .map(|t| t.transaction))
 }
 
-fn unknown(route: &Route, claim: Claim, e: &FacilitatorError) -> Settlement {
-    tracing::error!(
-        offer = %route.display_name(),
-        "settlement outcome unknown, the payment may have settled: {e}"
-    );
+fn unknown(payer: Address, claim: Claim, e: &FacilitatorError) -> Settlement {
     claim.mark_unsettled();
     let timeout = matches!(e, FacilitatorError::SettlementUnknown { detail } if detail.starts_with("no answer"))
         || matches!(e, FacilitatorError::Timeout { .. });
-    Settlement::Failed(
+    let detail = e.to_string();
+    Settlement::Failed(Answer::new(
         Refusal::SettlementUnknown {
             timeout,
-            detail: e.to_string(),
+            detail: detail.clone(),
         }
         .into_response(),
-    )
+        Outcome::SettlementUnknown { payer, detail },
+    ))
 }
 
+/// The facilitator refused the settlement: nothing moved, the payment is not used (unless an
+/// earlier attempt's outcome is unknown, which dropping the claim preserves).
 fn settle_refused(
     route: &Route,
     resource_url: &str,
     style: Style,
     claim: Claim,
-    m: &super::metrics::OfferSeries,
+    payer: Address,
     reason: String,
-    receipt: Option<SettleResponse>,
+    receipt: SettleResponse,
 ) -> Settlement {
-    tracing::info!(offer = %route.display_name(), %reason, "settlement refused");
-    // Nothing moved: the payment is not used (unless an earlier attempt's outcome is unknown,
-    // which dropping the claim preserves).
     drop(claim);
-    m.failed();
-    let mut resp = payment_required(route, resource_url, &reason, style, false);
-    if let Some(r) = receipt {
-        for (k, v) in super::respond::receipt_headers(&r) {
-            resp.headers_mut().insert(k, v);
-        }
+    let mut answer = refused_402(
+        route,
+        resource_url,
+        style,
+        reason.into(),
+        Some(payer),
+        true,
+        None,
+    );
+    for (k, v) in super::respond::receipt_headers(&receipt) {
+        answer.response.headers_mut().insert(k, v);
     }
-    Settlement::Failed(resp)
+    Settlement::Failed(answer)
 }
 
 #[cfg(test)]

@@ -62,11 +62,16 @@ struct Vecs {
     payment_failed: IntCounterVec,
     charged_requests: IntCounterVec,
     charged_amount: IntCounterVec,
+    verify_only_grants: IntCounterVec,
+    settlement_unknown: IntCounterVec,
     last_success: GaugeVec,
 }
 
+/// How many counters each offer has.
+const COUNTERS: usize = 8;
+
 impl Vecs {
-    fn counters(&self) -> [&IntCounterVec; 6] {
+    fn counters(&self) -> [&IntCounterVec; COUNTERS] {
         [
             &self.requests,
             &self.payment_required,
@@ -74,6 +79,8 @@ impl Vecs {
             &self.payment_failed,
             &self.charged_requests,
             &self.charged_amount,
+            &self.verify_only_grants,
+            &self.settlement_unknown,
         ]
     }
 }
@@ -103,6 +110,8 @@ pub struct OfferSeries {
     payment_failed: OnceLock<IntCounter>,
     charged_requests: OnceLock<IntCounter>,
     charged_amount: OnceLock<IntCounter>,
+    verify_only_grants: OnceLock<IntCounter>,
+    settlement_unknown: OnceLock<IntCounter>,
     last_success: OnceLock<Gauge>,
 }
 
@@ -150,6 +159,14 @@ impl Metrics {
                 "obol_x402_verifier_charged_amount_total",
                 "Amount charged by paid x402 requests, in the asset's atomic units (USDC: 1e-6 USDC).",
             ),
+            verify_only_grants: counter(
+                "obol_x402_verifier_verify_only_grants_total",
+                "Requests granted after payment verification without settlement (verify-only): access without payment moving, not revenue.",
+            ),
+            settlement_unknown: counter(
+                "obol_x402_verifier_settlement_unknown_total",
+                "Settlements attempted whose outcome was unknown when the request was answered (the buyer retries the same payment).",
+            ),
             last_success: GaugeVec::new(
                 Opts::new(
                     "obol_x402_verifier_last_payment_success_seconds",
@@ -195,6 +212,8 @@ impl Metrics {
             payment_failed: OnceLock::new(),
             charged_requests: OnceLock::new(),
             charged_amount: OnceLock::new(),
+            verify_only_grants: OnceLock::new(),
+            settlement_unknown: OnceLock::new(),
             last_success: OnceLock::new(),
         });
         // The counters are exported at 0 from the moment an offer is loaded (Prometheus'
@@ -234,7 +253,7 @@ impl Metrics {
         // Offers with counters that have no child yet, taken before the gather: a child
         // created in between is in the gathered text and skipped below, one created after it
         // was 0 at gather time.
-        let zero: Vec<(LabelKey, [bool; 6])> = self
+        let zero: Vec<(LabelKey, [bool; COUNTERS])> = self
             .live()
             .values()
             .filter_map(|s| {
@@ -262,7 +281,7 @@ struct Family<'a> {
 
 /// `text` (a text exposition) with a 0 sample for each money counter that `zero` lists and the
 /// text does not have; families stay in name order.
-fn with_zero_counters(text: &str, zero: &[(LabelKey, [bool; 6])], vecs: &Vecs) -> String {
+fn with_zero_counters(text: &str, zero: &[(LabelKey, [bool; COUNTERS])], vecs: &Vecs) -> String {
     use std::borrow::Cow;
     let mut families: Vec<Family<'_>> = Vec::new();
     for line in text.lines() {
@@ -318,7 +337,7 @@ fn with_zero_counters(text: &str, zero: &[(LabelKey, [bool; 6])], vecs: &Vecs) -
         family.lines.extend(added);
     }
     families.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut out = String::with_capacity(text.len() + zero.len() * 6 * 128);
+    let mut out = String::with_capacity(text.len() + zero.len() * COUNTERS * 128);
     for f in &families {
         for l in &f.lines {
             out.push_str(l);
@@ -338,7 +357,7 @@ impl OfferSeries {
     }
 
     /// The counter cells in the order of [`Vecs::counters`].
-    fn cells(&self) -> [&OnceLock<IntCounter>; 6] {
+    fn cells(&self) -> [&OnceLock<IntCounter>; COUNTERS] {
         [
             &self.requests,
             &self.payment_required,
@@ -346,6 +365,8 @@ impl OfferSeries {
             &self.payment_failed,
             &self.charged_requests,
             &self.charged_amount,
+            &self.verify_only_grants,
+            &self.settlement_unknown,
         ]
     }
 
@@ -384,6 +405,18 @@ impl OfferSeries {
     /// `obol_x402_verifier_payment_failed_total` += 1.
     pub fn failed(&self) {
         self.counter(&self.payment_failed, &self.vecs.payment_failed)
+            .inc();
+    }
+
+    /// `obol_x402_verifier_verify_only_grants_total` += 1.
+    pub fn granted_unpaid(&self) {
+        self.counter(&self.verify_only_grants, &self.vecs.verify_only_grants)
+            .inc();
+    }
+
+    /// `obol_x402_verifier_settlement_unknown_total` += 1.
+    pub fn settlement_unknown(&self) {
+        self.counter(&self.settlement_unknown, &self.vecs.settlement_unknown)
             .inc();
     }
 
@@ -466,6 +499,8 @@ mod tests {
             "obol_x402_verifier_payment_failed_total",
             "obol_x402_verifier_charged_requests_total",
             "obol_x402_verifier_charged_amount_total",
+            "obol_x402_verifier_verify_only_grants_total",
+            "obol_x402_verifier_settlement_unknown_total",
             "obol_x402_verifier_last_payment_success_seconds",
         ] {
             assert!(
@@ -491,11 +526,11 @@ mod tests {
         let m = Metrics::new();
         let s = m.series("local", "quiet", "eip155:84532");
         let zeros = lines(&m, "quiet");
-        assert_eq!(zeros.len(), 6, "{zeros:?}");
+        assert_eq!(zeros.len(), COUNTERS, "{zeros:?}");
         assert!(zeros.iter().all(|l| l.ends_with(" 0")), "{zeros:?}");
         s.request();
         let after = lines(&m, "quiet");
-        assert_eq!(after.len(), 6, "{after:?}");
+        assert_eq!(after.len(), COUNTERS, "{after:?}");
         assert!(
             after
                 .iter()
@@ -575,7 +610,11 @@ mod tests {
         let keep: HashSet<LabelKey> = [b.key().clone()].into_iter().collect();
         assert_eq!(m.retain(&keep), 1);
         assert!(lines(&m, "offer_name=\"a\"").is_empty(), "{}", m.encode());
-        assert_eq!(lines(&m, "offer_name=\"b\"").len(), 7);
+        assert_eq!(
+            lines(&m, "offer_name=\"b\"").len(),
+            COUNTERS + 1,
+            "every counter and the gauge"
+        );
         // A request still holding the old handles does not bring the series back.
         a.request();
         a.failed();

@@ -24,6 +24,7 @@ pub mod forward_auth;
 pub mod gate;
 pub mod kube_source;
 pub mod metrics;
+pub mod outcome;
 pub mod proxy;
 pub mod refusal;
 pub mod replay;

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::AppState;
 use super::admit::admit;
 use super::gate::{self, Decision, Settlement, X_PAYMENT_PAYER};
+use super::outcome::{Answer, Handled, Outcome, in_request_span, record_offer};
 use super::refusal::Refusal;
 use super::request_path::{PathError, RequestPath};
 use crate::offers::Route;
@@ -117,19 +118,21 @@ pub async fn handle(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    match proxy(&app, client, req).await {
-        Ok(r) => r,
-        Err(r) => r,
-    }
+    in_request_span("proxy", proxy(&app, client, req)).await
 }
 
-async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Response, Response> {
-    let refused = |r: Refusal| r.into_response();
+async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Handled {
     let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
-    let admitted = admit(app, target).map_err(refused)?;
+    let admitted = match admit(app, target) {
+        Ok(a) => a,
+        Err(r) => return r.into(),
+    };
     let live = &admitted.live;
+    record_offer(live);
+    let done = |answer: Answer| Handled::new(answer, live);
+    let not_admitted = |r: Refusal| done(r.into());
     if live.route.upstream_url.is_none() {
-        return Err(refused(Refusal::NoUpstream));
+        return not_admitted(Refusal::NoUpstream);
     }
     let host = host_of(req.headers(), req.uri());
     let proto = proto_of(req.headers());
@@ -138,15 +141,24 @@ async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Respo
         None
     } else {
         match gate::evaluate(app, &admitted.table, live, req.headers(), &resource_url).await {
-            Decision::Refused(r) => return Err(r),
+            Decision::Refused(answer) => return done(answer),
             Decision::Paid(p) => Some(p),
         }
     };
     // Built only for a request that will be forwarded (an unpaid 402 never pays for it).
     let Some(target) = upstream_url(&live.route, &admitted.path) else {
-        return Err(refused(Refusal::BadPath(PathError::OutsideUpstream)));
+        return not_admitted(Refusal::BadPath(PathError::OutsideUpstream));
     };
     let https = proto == "https";
+    let payer = paid.as_ref().map(|p| p.payer);
+    // Not served as paid: the claim is dropped with `paid`, nothing was charged, the same
+    // payment may be retried.
+    let not_served = |reason: &'static str, detail: String| Outcome::NotServed {
+        reason: reason.into(),
+        payer,
+        verified: payer.is_some(),
+        detail: Some(detail),
+    };
 
     // Forward.
     let (parts, body) = req.into_parts();
@@ -184,8 +196,8 @@ async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Respo
     {
         headers.insert(header::AUTHORIZATION, v);
     }
-    if let Some(p) = &paid
-        && let Ok(v) = HeaderValue::from_str(&p.payer.to_checksum(None))
+    if let Some(payer) = payer
+        && let Ok(v) = HeaderValue::from_str(&payer.to_checksum(None))
     {
         headers.insert(X_PAYMENT_PAYER, v);
     }
@@ -199,43 +211,37 @@ async fn proxy(app: &AppState, client: SocketAddr, req: Request) -> Result<Respo
     let resp = match upstream.send().await {
         Ok(r) => r,
         Err(e) => {
-            // The claim is dropped with `paid`: nothing was charged, the same payment may be
-            // retried.
-            tracing::warn!(
-                offer = %live.route.display_name(),
-                "upstream unavailable: {}",
-                e.without_url()
-            );
-            return Err(refused(Refusal::UpstreamUnavailable));
+            let refusal = Refusal::UpstreamUnavailable;
+            let outcome = not_served(refusal.reason(), e.without_url().to_string());
+            return done(Answer::refused(refusal, outcome));
         }
     };
     let status = resp.status();
     let mut out_headers = HeaderMap::with_capacity(resp.headers().len() + 4);
     end_to_end(resp.headers(), &mut out_headers);
+    let Some(paid) = paid else {
+        // A declared free route: nothing to settle.
+        return done(Answer::new(build(status, out_headers, resp), Outcome::Free));
+    };
     if !status.is_success() {
         // An error or a redirect is not what was paid for: passed through unsettled, and the
         // payment is released for a retry.
-        tracing::info!(
-            offer = %live.route.display_name(),
-            status = status.as_u16(),
-            "upstream answered without success: passed through, not settled"
-        );
         drop(paid);
-        return Ok(build(status, out_headers, resp));
+        let outcome = not_served(
+            "upstream_not_successful",
+            format!("the upstream answered {status}: passed through, not settled"),
+        );
+        return done(Answer::new(build(status, out_headers, resp), outcome));
     }
-    let Some(paid) = paid else {
-        // A declared free route: nothing to settle.
-        return Ok(build(status, out_headers, resp));
-    };
     match gate::settle(app, &admitted.table, *paid).await {
-        Settlement::Settled(receipt) => {
+        Settlement::Settled { receipt, outcome } => {
             for (k, v) in super::respond::receipt_headers(&receipt) {
                 out_headers.insert(k, v);
             }
             out_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Ok(build(status, out_headers, resp))
+            done(Answer::new(build(status, out_headers, resp), outcome))
         }
-        Settlement::Failed(r) => Err(r),
+        Settlement::Failed(answer) => done(answer),
     }
 }
 

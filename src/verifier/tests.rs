@@ -788,6 +788,11 @@ async fn proxy_unknown_settlement_is_never_402_and_the_same_payment_finishes_it(
             .unwrap_or(0.0),
         0.0
     );
+    assert_eq!(
+        h.metric("obol_x402_verifier_settlement_unknown_total", "demo"),
+        Some(3.0),
+        "each unknown outcome is counted once, and is not revenue"
+    );
     // Once it settles, it is used for good.
     *h.fac.settle.lock().unwrap() = Settle::Ok;
     let r = h
@@ -933,18 +938,22 @@ async fn forward_auth_statuses_and_verify_only() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["authorization"], UPSTREAM_AUTH);
     assert_eq!((h.verifies(), h.settles()), (1, 0), "verify only");
-    // verify-only: charged = verified.
+    // verify-only: access without money moving, never revenue.
     assert_eq!(
         h.metric("obol_x402_verifier_charged_requests_total", "demo"),
-        Some(1.0)
+        Some(0.0)
     );
     assert_eq!(
         h.metric("obol_x402_verifier_charged_amount_total", "demo"),
-        Some(10000.0)
+        Some(0.0)
+    );
+    assert_eq!(
+        h.metric("obol_x402_verifier_verify_only_grants_total", "demo"),
+        Some(1.0)
     );
     assert!(
         h.metric("obol_x402_verifier_last_payment_success_seconds", "demo")
-            .is_some()
+            .is_none()
     );
     // Replay.
     let r = h.get("/verify", &with_pay).await;
