@@ -1319,7 +1319,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__manifests)
-            opts="-n -v -h -V --namespace --image --chain --facilitator --wallet --no-monitoring --no-erpc --auth-refresher --log-format --verbose --help --version"
+            opts="-n -v -h -V --namespace --image --chain --facilitator --wallet --no-monitoring --no-erpc --auth-refresher --verify-only --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1533,7 +1533,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__sell__subcmd__create)
-            opts="-n -o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --route --no-routes --offers-file --kube --kubeconfig --context --namespace --output --log-format --verbose --help --version"
+            opts="-n -o -v -h -V --upstream --price --chain --pay-to --path --description --upstream-auth --max-timeout-seconds --route --no-routes --gate --offers-file --kube --kubeconfig --context --namespace --output --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1573,6 +1573,10 @@ _obol() {
                     ;;
                 --route)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gate)
+                    COMPREPLY=($(compgen -W "proxy forward-auth" -- "${cur}"))
                     return 0
                     ;;
                 --offers-file)

@@ -237,6 +237,14 @@ pub struct SellCreateArgs {
     #[arg(long, conflicts_with = "routes")]
     pub no_routes: bool,
 
+    /// Cluster only: how a paid request reaches the upstream. `proxy`: through the verifier,
+    /// settled after the upstream answered 2xx (the buyer pays only for a success).
+    /// `forward-auth`: Traefik asks the verifier first, the payment is settled before the
+    /// upstream is asked (paid even if it then fails; with the verifier's `verifyOnly: true`,
+    /// access without payment). [default: the offer's, else proxy]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub gate: Option<crate::k8s::types::GateMode>,
+
     #[command(flatten)]
     pub target: SellTargetArgs,
 
@@ -1153,6 +1161,14 @@ pub struct ManifestsArgs {
     /// that may read and update only that grant Secret.
     #[arg(long, conflicts_with = "no_erpc")]
     pub auth_refresher: bool,
+
+    /// Access WITHOUT payment for forward-auth offers: the verifier's base config says
+    /// `verifyOnly: true`, so a verified payment is granted and never settled (nothing moves
+    /// on chain; counted as verify_only_grants, never as revenue). Without it, forward-auth
+    /// offers are settled before they are granted, and proxy offers (the default) after the
+    /// upstream succeeded.
+    #[arg(long)]
+    pub verify_only: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

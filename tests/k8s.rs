@@ -59,6 +59,12 @@ fn offer(price: &str, upstream_ns: Option<&str>) -> ServiceOffer {
         },
     );
     o.metadata.namespace = Some("shop".into());
+    // The forward-auth children (Middleware, HTTPRoute to the upstream, ReferenceGrant there);
+    // proxy-mode children are checked in tests/sell_kube.rs.
+    o.metadata.annotations = Some(std::collections::BTreeMap::from([(
+        obol::k8s::types::GATE_ANNOTATION.to_string(),
+        "forward-auth".to_string(),
+    )]));
     o
 }
 

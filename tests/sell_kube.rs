@@ -297,7 +297,7 @@ fn sell_on_a_cluster_is_served_paused_updated_and_deleted() {
     // Nothing sold yet: proxy mode answers 404.
     assert_eq!(get(&paid).0, 404);
 
-    // Create: the ServiceOffer, its Middleware and HTTPRoute.
+    // Create: the ServiceOffer and its HTTPRoute (proxy gate, the default).
     let out = home.run(&[
         "sell",
         "create",
@@ -350,22 +350,26 @@ fn sell_on_a_cluster_is_served_paused_updated_and_deleted() {
         assert!(row.contains(cell), "{cell} missing: {table}");
     }
 
-    // The children, owned by the offer; the grant in the upstream's namespace, labelled.
+    // The children of the default gate (proxy): the HTTPRoute sends the offer's path, as
+    // asked, to the verifier (which settles after the upstream succeeded); a labelled
+    // ReferenceGrant in the verifier's namespace lets it; no Middleware.
     let so = offer(&fake, "shop", "qwen").unwrap();
     let uid = so["metadata"]["uid"].as_str().unwrap().to_string();
     assert_eq!(so["status"]["endpoint"], "/services/qwen");
-    assert_eq!(condition(&so, "RoutePublished").unwrap()["status"], "True");
-    let mw = fake
-        .object("traefik.io", "middlewares", Some("shop"), "x402-qwen")
-        .expect("Middleware x402-qwen");
-    assert_eq!(mw["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
-    assert_eq!(mw["metadata"]["ownerReferences"][0]["kind"], "ServiceOffer");
+    assert_eq!(so["metadata"]["annotations"]["obol.org/gate"], "proxy");
+    let published = condition(&so, "RoutePublished").unwrap();
+    assert_eq!(published["status"], "True");
     assert!(
-        mw["spec"]["forwardAuth"]["authResponseHeaders"]
-            .as_array()
+        published["message"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|h| h == "Authorization")
+            .contains("gate: proxy"),
+        "{published}"
+    );
+    assert!(
+        fake.object("traefik.io", "middlewares", Some("shop"), "x402-qwen")
+            .is_none(),
+        "proxy mode needs no forwardAuth"
     );
     let route = fake
         .object(
@@ -376,26 +380,25 @@ fn sell_on_a_cluster_is_served_paused_updated_and_deleted() {
         )
         .expect("HTTPRoute so-qwen");
     assert_eq!(route["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
-    assert_eq!(
-        route["spec"]["rules"][0]["matches"][0]["path"]["value"],
-        "/services/qwen"
-    );
-    assert_eq!(
-        route["spec"]["rules"][0]["backendRefs"][0]["namespace"],
-        "llm"
-    );
+    let rule = &route["spec"]["rules"][0];
+    assert_eq!(rule["matches"][0]["path"]["value"], "/services/qwen");
+    assert!(rule.get("filters").is_none(), "{rule}");
+    assert_eq!(rule["backendRefs"][0]["name"], "x402-verifier");
+    assert_eq!(rule["backendRefs"][0]["namespace"], "x402");
+    assert_eq!(rule["backendRefs"][0]["port"], 8080);
     let grant = fake
         .object(
             "gateway.networking.k8s.io",
             "referencegrants",
-            Some("llm"),
-            "so-shop-qwen-backend",
+            Some("x402"),
+            "so-shop-qwen-verifier",
         )
-        .expect("ReferenceGrant in the upstream's namespace");
+        .expect("ReferenceGrant in the verifier's namespace");
     assert_eq!(
         grant["metadata"]["labels"]["obol.org/serviceoffer-name"],
         "qwen"
     );
+    assert_eq!(grant["spec"]["from"][0]["namespace"], "shop");
 
     // The verifier reports it on the status.
     let gate = expect_condition(&fake, "shop", "qwen", "PaymentGateReady", "True", "Serving");
@@ -473,12 +476,62 @@ fn sell_on_a_cluster_is_served_paused_updated_and_deleted() {
         "ollama.llm:11434",
         "--price",
         "0.0025",
+        "--gate",
+        "forward-auth",
         "--kubeconfig",
         &kc,
         "-n",
         "shop",
     ]);
     assert!(out.starts_with("updated offer qwen"), "{out}");
+    // Now through Traefik's forwardAuth: the Middleware, the HTTPRoute to the upstream with the
+    // grant in its namespace; the proxy-mode grant is gone.
+    let mw = fake
+        .object("traefik.io", "middlewares", Some("shop"), "x402-qwen")
+        .expect("Middleware x402-qwen");
+    assert_eq!(mw["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
+    assert!(
+        mw["spec"]["forwardAuth"]["authResponseHeaders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "Authorization")
+    );
+    let route = fake
+        .object(
+            "gateway.networking.k8s.io",
+            "httproutes",
+            Some("shop"),
+            "so-qwen",
+        )
+        .unwrap();
+    assert_eq!(
+        route["spec"]["rules"][0]["backendRefs"][0]["name"],
+        "ollama"
+    );
+    assert_eq!(
+        route["spec"]["rules"][0]["backendRefs"][0]["namespace"],
+        "llm"
+    );
+    assert!(
+        fake.object(
+            "gateway.networking.k8s.io",
+            "referencegrants",
+            Some("llm"),
+            "so-shop-qwen-backend",
+        )
+        .is_some()
+    );
+    assert!(
+        fake.object(
+            "gateway.networking.k8s.io",
+            "referencegrants",
+            Some("x402"),
+            "so-shop-qwen-verifier",
+        )
+        .is_none(),
+        "the former gate's grant is deleted"
+    );
     within(FOLLOW, "new amount in the 402", || match get(&paid) {
         (402, _, Some(r)) if r["accepts"][0]["amount"] == "2500" => Ok(()),
         (s, _, r) => Err(format!("{s} {r:?}")),

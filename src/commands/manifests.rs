@@ -16,6 +16,7 @@ pub fn run(args: ManifestsArgs) -> anyhow::Result<()> {
         monitoring: !args.no_monitoring,
         erpc: !args.no_erpc,
         auth_refresher: args.auth_refresher,
+        verify_only: args.verify_only,
     };
     let text = manifests::render_yaml(&opts).map_err(|e| {
         let hint = match &e {

@@ -152,6 +152,13 @@ fn routes_of(args: &SellCreateArgs) -> anyhow::Result<Option<Vec<offers::RouteEn
 }
 
 fn create(store: &OfferStore, args: SellCreateArgs) -> anyhow::Result<()> {
+    if args.gate.is_some() {
+        return Err(Hinted::error(
+            "--gate is for offers on a cluster",
+            "on a laptop the verifier's --mode chooses the gate: `obol serve verifier --mode proxy` \
+             settles after the upstream succeeded",
+        ));
+    }
     let routes = routes_of(&args)?;
     let spec = OfferSpec {
         name: args.name.clone(),
@@ -385,6 +392,7 @@ async fn cluster_create(store: &ClusterStore, args: SellCreateArgs) -> anyhow::R
         description: args.description,
         max_timeout_seconds: args.max_timeout_seconds,
         routes,
+        gate: args.gate,
     };
     let out = store
         .create(&spec)

@@ -1,15 +1,19 @@
-//! The routing objects of a ServiceOffer, owned by it (deleting the offer deletes them):
+//! The routing objects of a ServiceOffer, owned by it (deleting the offer deletes them). Which
+//! ones depends on the offer's gate mode (`obol.org/gate`, [`GateMode`]):
 //!
-//! - Traefik `Middleware` `x402-<name>` (traefik.io/v1alpha1): forwardAuth to the verifier's
-//!   `/verify`, copying `Authorization` (the upstream's key, injected by the verifier on paid
-//!   requests) and the payment headers into the request sent upstream.
-//! - Gateway API `HTTPRoute` `so-<name>` (gateway.networking.k8s.io/v1): `PathPrefix` of the
-//!   offer's path on the `traefik-gateway`, through that Middleware, prefix rewritten to `/`,
-//!   to the upstream Service.
+//! - **proxy** (default): Gateway API `HTTPRoute` `so-<name>` (gateway.networking.k8s.io/v1):
+//!   `PathPrefix` of the offer's path on the `traefik-gateway`, to the **verifier's** Service.
+//!   The verifier matches the offer, takes the payment, forwards to the upstream (prefix
+//!   stripped, `upstreamAuth` injected) and settles only after the upstream answered 2xx. A
+//!   `ReferenceGrant` in the verifier's namespace lets the route reach its Service.
+//! - **forward-auth**: Traefik `Middleware` `x402-<name>` (traefik.io/v1alpha1): forwardAuth to
+//!   the verifier's `/verify`, copying `Authorization` (the upstream's key) and the payment
+//!   headers into the request sent upstream; the `HTTPRoute` goes through it, prefix rewritten
+//!   to `/`, to the upstream Service (a `ReferenceGrant` in the upstream's namespace when that
+//!   is another one).
 //!
-//! An upstream in another namespace also needs a `ReferenceGrant` there
-//! ([`reference_grant`]); an owner reference cannot cross namespaces, so that one is found by
-//! its labels and deleted explicitly.
+//! An owner reference cannot cross namespaces, so a ReferenceGrant is found by its labels and
+//! deleted explicitly.
 //!
 //! Pausing (`obol.org/paused: "true"`): [`paused_patch`] builds the merge patch.
 
@@ -20,7 +24,7 @@ use kube::Resource;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
-use super::types::{PAUSED_ANNOTATION, ServiceOffer};
+use super::types::{GateMode, PAUSED_ANNOTATION, ServiceOffer};
 
 /// Where Traefik asks whether a request is paid: the verifier's internal listener.
 pub const VERIFIER_VERIFY_URL: &str = "http://x402-verifier.x402.svc.cluster.local:9090/verify";
@@ -40,10 +44,21 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_OFFER_NAMESPACE: &str = "obol.org/serviceoffer-namespace";
 pub const LABEL_OFFER_NAME: &str = "obol.org/serviceoffer-name";
 
+/// The verifier's Service: the backend of proxy-mode HTTPRoutes.
+pub const VERIFIER_SERVICE: &str = "x402-verifier";
+pub const VERIFIER_NAMESPACE: &str = "x402";
+/// Its public (proxy) port.
+pub const VERIFIER_PROXY_PORT: i64 = 8080;
+
 /// Gateway and verifier the children point at (the obol stack's defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteOptions {
+    /// ForwardAuth address (forward-auth mode).
     pub verifier_url: String,
+    /// The verifier's Service, namespace and proxy port (proxy mode).
+    pub verifier_service: String,
+    pub verifier_namespace: String,
+    pub verifier_port: i64,
     pub gateway_name: String,
     pub gateway_namespace: String,
     /// Listener of the gateway (`web`); `None` attaches to every listener.
@@ -54,6 +69,9 @@ impl Default for RouteOptions {
     fn default() -> Self {
         RouteOptions {
             verifier_url: VERIFIER_VERIFY_URL.to_string(),
+            verifier_service: VERIFIER_SERVICE.to_string(),
+            verifier_namespace: VERIFIER_NAMESPACE.to_string(),
+            verifier_port: VERIFIER_PROXY_PORT,
             gateway_name: "traefik-gateway".to_string(),
             gateway_namespace: "traefik".to_string(),
             section_name: Some("web".to_string()),
@@ -70,6 +88,10 @@ pub enum ChildError {
     NoNamespace(String),
     #[error("ServiceOffer {0} names no upstream Service (spec.upstream.service)")]
     NoUpstream(String),
+    #[error(
+        "ServiceOffer {offer} has annotation obol.org/gate: {value:?}; use \"proxy\" or \"forward-auth\""
+    )]
+    BadGate { offer: String, value: String },
 }
 
 /// `traefik.io/v1alpha1` `Middleware`.
@@ -104,6 +126,15 @@ pub fn middleware_name(offer_name: &str) -> String {
 /// Name of the offer's HTTPRoute: `so-<name>`.
 pub fn http_route_name(offer_name: &str) -> String {
     safe_name("so-", offer_name, "")
+}
+
+/// Name of the ReferenceGrant in the verifier's namespace (proxy mode): `so-<ns>-<name>-verifier`.
+pub fn verifier_grant_name(offer_namespace: &str, offer_name: &str) -> String {
+    safe_name(
+        "so-",
+        &format!("{offer_namespace}-{offer_name}"),
+        "-verifier",
+    )
 }
 
 /// Name of the ReferenceGrant in the upstream's namespace: `so-<ns>-<name>-backend`.
@@ -206,7 +237,16 @@ pub fn middleware(offer: &ServiceOffer, opts: &RouteOptions) -> Result<DynamicOb
     Ok(obj)
 }
 
-/// The HTTPRoute `so-<name>`: the offer's path, through the Middleware, to the upstream.
+/// The offer's gate mode, or why its annotation names none.
+pub fn gate_mode(offer: &ServiceOffer) -> Result<GateMode, ChildError> {
+    offer.gate_mode().map_err(|value| ChildError::BadGate {
+        offer: offer_ref(offer),
+        value,
+    })
+}
+
+/// The HTTPRoute `so-<name>`: the offer's path, to the verifier (proxy mode) or through the
+/// Middleware to the upstream (forward-auth mode).
 pub fn http_route(offer: &ServiceOffer, opts: &RouteOptions) -> Result<DynamicObject, ChildError> {
     let ns = offer_namespace(offer)?;
     let upstream = offer
@@ -224,22 +264,34 @@ pub fn http_route(offer: &ServiceOffer, opts: &RouteOptions) -> Result<DynamicOb
     if let Some(section) = &opts.section_name {
         parent["sectionName"] = json!(section);
     }
-    let mut backend = json!({
-        "group": "",
-        "kind": "Service",
-        "name": upstream.service,
-        "port": offer.effective_port(),
-    });
-    if offer.effective_namespace() != ns {
-        backend["namespace"] = json!(offer.effective_namespace());
-    }
-    let mut obj = DynamicObject::new(&http_route_name(offer.name()), &http_route_resource());
-    obj.metadata = child_meta(offer, http_route_name(offer.name()), true, ns)?;
-    obj.data = json!({
-        "spec": {
-            "parentRefs": [parent],
-            "rules": [{
-                "matches": [{"path": {"type": "PathPrefix", "value": offer.effective_path()}}],
+    let matches = json!([{"path": {"type": "PathPrefix", "value": offer.effective_path()}}]);
+    let rule = match gate_mode(offer)? {
+        GateMode::Proxy => {
+            // The verifier strips the prefix and injects upstreamAuth itself: it must see the
+            // path the buyer asked for, the one it prices.
+            let mut backend = json!({
+                "group": "",
+                "kind": "Service",
+                "name": opts.verifier_service,
+                "port": opts.verifier_port,
+            });
+            if opts.verifier_namespace != ns {
+                backend["namespace"] = json!(opts.verifier_namespace);
+            }
+            json!({"matches": matches, "backendRefs": [backend]})
+        }
+        GateMode::ForwardAuth => {
+            let mut backend = json!({
+                "group": "",
+                "kind": "Service",
+                "name": upstream.service,
+                "port": offer.effective_port(),
+            });
+            if offer.effective_namespace() != ns {
+                backend["namespace"] = json!(offer.effective_namespace());
+            }
+            json!({
+                "matches": matches,
                 "filters": [
                     {
                         "type": "ExtensionRef",
@@ -257,10 +309,35 @@ pub fn http_route(offer: &ServiceOffer, opts: &RouteOptions) -> Result<DynamicOb
                     }
                 ],
                 "backendRefs": [backend],
-            }]
+            })
+        }
+    };
+    let mut obj = DynamicObject::new(&http_route_name(offer.name()), &http_route_resource());
+    obj.metadata = child_meta(offer, http_route_name(offer.name()), true, ns)?;
+    obj.data = json!({"spec": {"parentRefs": [parent], "rules": [rule]}});
+    Ok(obj)
+}
+
+/// Proxy mode: the ReferenceGrant that lets the offer's HTTPRoute reach the verifier's Service;
+/// `None` when the offer lives in the verifier's namespace. Not owner-referenced.
+pub fn verifier_grant(
+    offer: &ServiceOffer,
+    opts: &RouteOptions,
+) -> Result<Option<DynamicObject>, ChildError> {
+    let ns = offer_namespace(offer)?;
+    if opts.verifier_namespace == ns {
+        return Ok(None);
+    }
+    let name = verifier_grant_name(ns, offer.name());
+    let mut obj = DynamicObject::new(&name, &reference_grant_resource());
+    obj.metadata = child_meta(offer, name, false, &opts.verifier_namespace)?;
+    obj.data = json!({
+        "spec": {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": ns}],
+            "to": [{"group": "", "kind": "Service", "name": opts.verifier_service}],
         }
     });
-    Ok(obj)
+    Ok(Some(obj))
 }
 
 /// The ReferenceGrant that lets the offer's HTTPRoute reach an upstream Service in another
@@ -292,17 +369,23 @@ pub fn reference_grant(offer: &ServiceOffer) -> Result<Option<DynamicObject>, Ch
     Ok(Some(obj))
 }
 
-/// Every child to apply for `offer`, each with its resource: Middleware, HTTPRoute, and the
+/// Every child to apply for `offer`, each with its resource. Proxy mode: the HTTPRoute and the
+/// verifier's ReferenceGrant; forward-auth mode: the Middleware, the HTTPRoute, and the
 /// ReferenceGrant when the upstream lives in another namespace.
 pub fn children(
     offer: &ServiceOffer,
     opts: &RouteOptions,
 ) -> Result<Vec<(ApiResource, DynamicObject)>, ChildError> {
-    let mut out = vec![
-        (middleware_resource(), middleware(offer, opts)?),
-        (http_route_resource(), http_route(offer, opts)?),
-    ];
-    if let Some(grant) = reference_grant(offer)? {
+    let mut out = Vec::with_capacity(3);
+    let grant = match gate_mode(offer)? {
+        GateMode::Proxy => verifier_grant(offer, opts)?,
+        GateMode::ForwardAuth => {
+            out.push((middleware_resource(), middleware(offer, opts)?));
+            reference_grant(offer)?
+        }
+    };
+    out.push((http_route_resource(), http_route(offer, opts)?));
+    if let Some(grant) = grant {
         out.push((reference_grant_resource(), grant));
     }
     Ok(out)
@@ -360,6 +443,55 @@ mod tests {
         o
     }
 
+    fn forward_auth(mut o: ServiceOffer) -> ServiceOffer {
+        o.metadata.annotations = Some(BTreeMap::from([(
+            crate::k8s::types::GATE_ANNOTATION.to_string(),
+            "forward-auth".to_string(),
+        )]));
+        o
+    }
+
+    #[test]
+    fn proxy_mode_routes_the_offer_path_to_the_verifier_unchanged() {
+        let o = offer(Some("models"));
+        let v = json_of(&http_route(&o, &RouteOptions::default()).unwrap());
+        let rule = &v["spec"]["rules"][0];
+        assert_eq!(
+            rule["matches"][0]["path"],
+            json!({"type": "PathPrefix", "value": "/services/qwen"})
+        );
+        // No filters: the verifier sees the path the buyer asked for, strips the prefix and
+        // injects upstreamAuth itself.
+        assert!(rule.get("filters").is_none(), "{rule}");
+        assert_eq!(
+            rule["backendRefs"][0],
+            json!({"group": "", "kind": "Service", "name": "x402-verifier", "namespace": "x402", "port": 8080})
+        );
+        let all = children(&o, &RouteOptions::default()).unwrap();
+        let kinds: Vec<&str> = all.iter().map(|(r, _)| r.kind.as_str()).collect();
+        assert_eq!(kinds, ["HTTPRoute", "ReferenceGrant"], "no Middleware");
+        let grant = json_of(&all[1].1);
+        assert_eq!(grant["metadata"]["namespace"], "x402");
+        assert_eq!(grant["metadata"]["name"], "so-llm-qwen-verifier");
+        assert_eq!(grant["spec"]["from"][0]["namespace"], "llm");
+        assert_eq!(grant["spec"]["to"][0]["name"], "x402-verifier");
+        // An offer in the verifier's own namespace needs no grant.
+        let mut local = offer(None);
+        local.metadata.namespace = Some("x402".into());
+        assert_eq!(children(&local, &RouteOptions::default()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_gate_annotation_renders_nothing() {
+        let mut o = offer(None);
+        o.metadata.annotations = Some(BTreeMap::from([(
+            crate::k8s::types::GATE_ANNOTATION.to_string(),
+            "open".to_string(),
+        )]));
+        let e = children(&o, &RouteOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("\"open\""), "{e}");
+    }
+
     fn json_of(obj: &DynamicObject) -> Value {
         serde_json::to_value(obj).unwrap()
     }
@@ -394,8 +526,8 @@ mod tests {
     }
 
     #[test]
-    fn http_route_matches_the_path_through_the_middleware() {
-        let v = json_of(&http_route(&offer(None), &RouteOptions::default()).unwrap());
+    fn forward_auth_http_route_matches_the_path_through_the_middleware() {
+        let v = json_of(&http_route(&forward_auth(offer(None)), &RouteOptions::default()).unwrap());
         assert_eq!(v["apiVersion"], "gateway.networking.k8s.io/v1");
         assert_eq!(v["kind"], "HTTPRoute");
         assert_eq!(v["metadata"]["name"], "so-qwen");
@@ -419,7 +551,7 @@ mod tests {
         assert_eq!(rule["backendRefs"][0]["port"], 11434);
         assert!(rule["backendRefs"][0].get("namespace").is_none());
         assert_eq!(
-            children(&offer(None), &RouteOptions::default())
+            children(&forward_auth(offer(None)), &RouteOptions::default())
                 .unwrap()
                 .len(),
             2
@@ -427,8 +559,8 @@ mod tests {
     }
 
     #[test]
-    fn cross_namespace_upstream_gets_a_labelled_reference_grant() {
-        let o = offer(Some("models"));
+    fn forward_auth_cross_namespace_upstream_gets_a_labelled_reference_grant() {
+        let o = forward_auth(offer(Some("models")));
         let route = json_of(&http_route(&o, &RouteOptions::default()).unwrap());
         assert_eq!(
             route["spec"]["rules"][0]["backendRefs"][0]["namespace"],

@@ -24,6 +24,41 @@ pub const API_VERSION: &str = "obol.org/v1alpha1";
 /// Annotation that pauses an offer when its value is `"true"`.
 pub const PAUSED_ANNOTATION: &str = "obol.org/paused";
 
+/// Annotation that chooses how a paid request reaches the offer's upstream on a cluster:
+/// `proxy` (the default: through the verifier, settled after the upstream succeeded) or
+/// `forward-auth` (Traefik asks the verifier's `/verify`, then forwards).
+pub const GATE_ANNOTATION: &str = "obol.org/gate";
+
+/// How a paid request reaches an offer's upstream on a cluster (`obol.org/gate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum GateMode {
+    /// The HTTPRoute's backend is the verifier, which forwards a paid request to the upstream
+    /// and settles only after the upstream answered 2xx: the buyer pays for success only.
+    #[default]
+    Proxy,
+    /// The HTTPRoute goes to the upstream through a Traefik forwardAuth Middleware: the
+    /// verifier settles before it grants (or, with `verifyOnly: true`, grants without payment).
+    ForwardAuth,
+}
+
+impl GateMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateMode::Proxy => "proxy",
+            GateMode::ForwardAuth => "forward-auth",
+        }
+    }
+
+    /// The mode an annotation value names; `None` for anything else.
+    pub fn parse(s: &str) -> Option<GateMode> {
+        match s {
+            "proxy" => Some(GateMode::Proxy),
+            "forward-auth" => Some(GateMode::ForwardAuth),
+            _ => None,
+        }
+    }
+}
+
 /// Port of the upstream Service when an offer names none (Ollama's).
 pub const DEFAULT_UPSTREAM_PORT: i64 = 11434;
 /// Health path of the upstream when an offer names none.
@@ -452,6 +487,20 @@ impl ServiceOffer {
             self.spec.offer_type.as_deref(),
             None | Some("") | Some("inference")
         )
+    }
+
+    /// The offer's `obol.org/gate` (absent: [`GateMode::Proxy`]); `Err` with the value when it
+    /// names no mode.
+    pub fn gate_mode(&self) -> Result<GateMode, String> {
+        match self
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(GATE_ANNOTATION))
+        {
+            None => Ok(GateMode::Proxy),
+            Some(v) => GateMode::parse(v).ok_or_else(|| v.clone()),
+        }
     }
 
     /// Annotation `obol.org/paused` is `"true"`.

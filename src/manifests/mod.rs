@@ -87,6 +87,8 @@ pub struct ManifestOptions {
     pub erpc: bool,
     /// Include the in-cluster `obol auth refresh --watch` Deployment and its grant-reader Role.
     pub auth_refresher: bool,
+    /// `verifyOnly: true` in the base config: forward-auth offers are granted without payment.
+    pub verify_only: bool,
 }
 
 impl Default for ManifestOptions {
@@ -100,6 +102,7 @@ impl Default for ManifestOptions {
             monitoring: true,
             erpc: true,
             auth_refresher: false,
+            verify_only: false,
         }
     }
 }
@@ -351,7 +354,19 @@ fn pricing_config_map(opts: &ManifestOptions) -> Value {
     if let Some(f) = &opts.facilitator {
         text.push_str(&format!("facilitatorURL: {}\n", yaml_scalar(f)));
     }
-    text.push_str("verifyOnly: true\nroutes: []\n");
+    if opts.verify_only {
+        text.push_str(
+            "# verifyOnly: true grants forward-auth offers WITHOUT payment (nothing is settled).\n\
+             verifyOnly: true\n",
+        );
+    } else {
+        text.push_str(
+            "# Forward-auth offers are settled before they are granted; proxy offers (the\n\
+             # default) after the upstream answered 2xx.\n\
+             verifyOnly: false\n",
+        );
+    }
+    text.push_str("routes: []\n");
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -888,6 +903,22 @@ mod tests {
         assert_eq!(p["chain"], "base");
         assert_eq!(p["wallet"], format!("0x{}", "1".repeat(40)));
         assert_eq!(p["routes"], json!([]));
+        assert_eq!(
+            p["verifyOnly"], false,
+            "by default every served request is paid"
+        );
+        let verify_only = objects(&ManifestOptions {
+            verify_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let text = find(&verify_only, "ConfigMap", "x402-pricing")["data"]["pricing.yaml"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(text.contains("WITHOUT payment"), "{text}");
+        let p: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(p["verifyOnly"], true, "only when asked for");
 
         let bad = |o: ManifestOptions| objects(&o).unwrap_err();
         assert!(matches!(

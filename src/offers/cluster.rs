@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, ListParams, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::json;
 
@@ -28,8 +28,8 @@ use crate::k8s::apply::{self, set_conditions};
 use crate::k8s::children::{self, RouteOptions};
 use crate::k8s::crd;
 use crate::k8s::types::{
-    OfferPayment, OfferPrice, OfferRegistration, OfferRoute, OfferUpstream, ServiceOffer,
-    ServiceOfferSpec, condition,
+    GATE_ANNOTATION, GateMode, OfferPayment, OfferPrice, OfferRegistration, OfferRoute,
+    OfferUpstream, ServiceOffer, ServiceOfferSpec, condition,
 };
 use crate::k8s::{Condition, K8sError, KubeClient};
 use crate::x402::networks::Registry;
@@ -51,6 +51,9 @@ pub struct ClusterOfferSpec {
     pub max_timeout_seconds: Option<u64>,
     /// `spec.routes` (replacing the offer's; `Some(vec![])` removes them).
     pub routes: Option<Vec<RouteEntry>>,
+    /// How paid requests reach the upstream (`obol.org/gate`); `None` keeps the offer's, or
+    /// proxy for a new one.
+    pub gate: Option<GateMode>,
 }
 
 /// Why a cluster offer operation failed.
@@ -219,8 +222,18 @@ pub fn build_offer(
             .collect::<Result<_, ClusterOfferError>>()?;
     }
 
+    let gate = spec
+        .gate
+        .or_else(|| existing.and_then(|e| e.gate_mode().ok()))
+        .unwrap_or_default();
     let mut offer = ServiceOffer::new(&spec.name, s);
     offer.metadata.namespace = Some(namespace.to_string());
+    // Always written, so the mode is visible (`kubectl get serviceoffer -o yaml`) and stays
+    // owned by obol's server-side apply.
+    offer.metadata.annotations = Some(std::collections::BTreeMap::from([(
+        GATE_ANNOTATION.to_string(),
+        gate.as_str().to_string(),
+    )]));
     check_offer(&offer, registry)?;
     Ok(offer)
 }
@@ -435,6 +448,42 @@ impl ClusterStore {
             applied_children.push(what);
         }
 
+        // Children of the other gate mode, left behind by a change of mode.
+        let mode =
+            children::gate_mode(&applied).map_err(|e| ClusterOfferError::Invalid(e.to_string()))?;
+        let stale: Vec<(ApiResource, String, String)> = match mode {
+            GateMode::Proxy => vec![
+                (
+                    children::middleware_resource(),
+                    ns.clone(),
+                    children::middleware_name(&spec.name),
+                ),
+                (
+                    children::reference_grant_resource(),
+                    applied.effective_namespace().to_string(),
+                    children::reference_grant_name(&ns, &spec.name),
+                ),
+            ],
+            GateMode::ForwardAuth => vec![(
+                children::reference_grant_resource(),
+                self.routes.verifier_namespace.clone(),
+                children::verifier_grant_name(&ns, &spec.name),
+            )],
+        };
+        for (resource, in_ns, name) in stale {
+            let api = apply::dynamic_api(self.client.client(), &resource, Some(&in_ns));
+            match apply::delete_if_exists(&api, &name).await {
+                Ok(_) => {}
+                // No such CRD on this cluster: nothing to clean up.
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => warnings.push(format!(
+                    "could not delete the {} {in_ns}/{name} of the former gate mode: {}",
+                    resource.kind,
+                    self.client.error("deleting a stale routing object", e)
+                )),
+            }
+        }
+
         // A ReferenceGrant left behind in the upstream's former namespace.
         if let Some(old) = &existing {
             let old_ns = old.effective_namespace();
@@ -479,9 +528,9 @@ impl ClusterStore {
             condition::TRUE,
             "Applied",
             format!(
-                "HTTPRoute {} and Middleware {} applied",
-                children::http_route_name(&spec.name),
-                children::middleware_name(&spec.name)
+                "{} applied (gate: {})",
+                applied_children.join(", "),
+                mode.as_str()
             ),
         );
         if let Err(e) = set_conditions(&api, &spec.name, &[published], None).await {
@@ -548,8 +597,11 @@ impl ClusterStore {
             Err(e) => return Err(self.err(format!("deleting ServiceOffer {ns}/{name}"), e)),
         }
         let mut warnings = Vec::new();
-        let target = offer.effective_namespace();
-        if target != ns {
+        let mut grant_namespaces = vec![offer.effective_namespace().to_string()];
+        grant_namespaces.push(self.routes.verifier_namespace.clone());
+        grant_namespaces.dedup();
+        for target in grant_namespaces.iter().filter(|t| **t != ns) {
+            let target = target.as_str();
             let grants = apply::dynamic_api(
                 self.client.client(),
                 &children::reference_grant_resource(),
