@@ -84,6 +84,10 @@ mod memory;
 mod redis;
 mod spec;
 
+#[cfg(test)]
+mod test_redis;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Weak};
 
