@@ -35,6 +35,7 @@ COMPONENTS=(
     wrk
     oidc
     fuzz
+    redis
 )
 
 # --- output and failure -----------------------------------------------------------------------
@@ -258,6 +259,22 @@ setup_fuzz() {
         version=$(cargo fuzz --version 2>/dev/null) || die "cargo fuzz does not run after install"
     fi
     summary fuzz "$version, $(rustup run nightly rustc --version)"
+}
+
+# redis-server (Debian 12: 7.0): the Redis backend of the payment-state store
+# (src/verifier/store/, `--state redis://...`). Tests start their own redis-server on a free
+# loopback port with a throwaway --dir; none uses a system-wide service (on a systemd machine the
+# Debian package enables one on port 6379: `systemctl disable --now redis-server` if unwanted).
+setup_redis() {
+    apt_install redis-server
+    local version
+    version=$(redis-server --version 2>/dev/null | head -n1) || die "redis-server does not run"
+    case "$version" in
+    Redis\ server\ v=*) ;;
+    *) die "redis-server --version printed: ${version:-no output}" ;;
+    esac
+    version=${version#Redis server v=}
+    summary redis "${version%% *}"
 }
 
 # --- main -------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ pub mod replay;
 pub mod request_path;
 pub mod respond;
 pub mod routes;
+pub mod store;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,456 @@
+//! `--state <path>`: an embedded [redb] file, the default for one verifier process.
+//!
+//! - redb locks the file: a second verifier opening it gets [`StoreError::InUse`].
+//! - Every state change is one committed write transaction (redb's default durability,
+//!   `Immediate`: fsynced before `commit` returns), so a change is on disk before the call
+//!   that made it returns.
+//! - Opening recovers from a verifier that died with claims open: in-flight entries are
+//!   removed (nothing was sent for them), settling entries become unsettled (a settlement may
+//!   have been broadcast).
+//!
+//! The functions here block (file I/O, fsync, redb's single-writer lock); `PaymentStore` runs
+//! them on tokio's blocking pool.
+//!
+//! Layout: one table `payments`, key = chain id (8 bytes, big endian) ‖ asset (20) ‖ from (20) ‖
+//! nonce (32); value = the fixed little layout of [`encode`], starting with a format byte so
+//! the file can evolve (an unknown format is refused, never overwritten).
+
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use alloy_primitives::B256;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::super::replay::{Binding, ReplayKey, Replayed};
+use super::StoreError;
+use super::entry::{self, ClaimRequest, Entry, Granted, Lost, Outcome, Owner, State};
+
+const PAYMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("payments");
+
+const KEY_LEN: usize = 8 + 20 + 20 + 32;
+
+/// Format 1 of an entry, 107 bytes:
+/// `[0]` format = 1 · `[1]` state (1 in flight, 2 settling, 3 unsettled, 4 used) ·
+/// `[2..34]` binding · `[34..42]` valid_before (BE) · `[42..58]` owner · `[58..66]` lease_until
+/// (BE) · `[66]` 1 when a transaction follows · `[67..99]` transaction (zeros when none) ·
+/// `[99..107]` created_at (BE).
+const FORMAT_1: u8 = 1;
+const VALUE_LEN: usize = 107;
+
+#[derive(Debug)]
+pub(super) struct FileStore {
+    db: Database,
+    path: PathBuf,
+}
+
+/// Whether a write transaction changed something worth committing.
+enum Write {
+    Commit,
+    Discard,
+}
+
+impl FileStore {
+    /// Opens (creating it, mode 0600, and its parent directories, mode 0700) and recovers the
+    /// file at `path`. Blocking.
+    pub fn open(path: &Path) -> Result<FileStore, StoreError> {
+        let failed = |detail: String| StoreError::File {
+            path: path.to_path_buf(),
+            detail,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_private_dirs(parent)
+                .map_err(|e| failed(format!("cannot create its directory: {e}")))?;
+        }
+        let file = open_private_file(path).map_err(|e| failed(format!("cannot open it: {e}")))?;
+        let db = redb::Builder::new()
+            .create_file(file)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                    path: path.to_path_buf(),
+                },
+                other => failed(format!(
+                    "it is not a payment-state file this verifier can open ({other}); move it aside or give another --state path"
+                )),
+            })?;
+        let store = FileStore {
+            db,
+            path: path.to_path_buf(),
+        };
+        let (released, unsettled) = store.recover()?;
+        if released + unsettled > 0 {
+            tracing::warn!(
+                state = %path.display(),
+                released,
+                unsettled,
+                "payment-state file: claims left open by a stopped verifier were recovered (in flight: released; settling: kept as unsettled, retryable by the same payment only)"
+            );
+        }
+        Ok(store)
+    }
+
+    fn failed(&self, what: &str, err: impl std::fmt::Display) -> StoreError {
+        StoreError::File {
+            path: self.path.clone(),
+            detail: format!(
+                "{what} failed ({err}); payments are refused until it works (check the disk, then restart the verifier)"
+            ),
+        }
+    }
+
+    fn unreadable(&self, detail: String) -> StoreError {
+        StoreError::Unreadable {
+            store: format!("file {}", self.path.display()),
+            detail,
+        }
+    }
+
+    /// One write transaction on the payments table; committed (durably) only when `change`
+    /// says so, so a refused claim costs no fsync.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(
+            &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+        ) -> Result<(T, Write), StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| self.failed("starting a write", e))?;
+        let (result, write) = {
+            let mut table = txn
+                .open_table(PAYMENTS)
+                .map_err(|e| self.failed("opening the payments table", e))?;
+            change(&mut table)?
+        };
+        match write {
+            Write::Commit => txn.commit().map_err(|e| self.failed("committing", e))?,
+            Write::Discard => txn.abort().map_err(|e| self.failed("aborting", e))?,
+        }
+        Ok(result)
+    }
+
+    fn read(
+        &self,
+        table: &redb::Table<'_, &'static [u8], &'static [u8]>,
+        key: &[u8; KEY_LEN],
+    ) -> Result<Option<Entry>, StoreError> {
+        let value = table
+            .get(key.as_slice())
+            .map_err(|e| self.failed("reading", e))?;
+        value
+            .map(|v| decode(v.value()).map_err(|detail| self.unreadable(detail)))
+            .transpose()
+    }
+
+    fn write(
+        &self,
+        table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+        key: &[u8; KEY_LEN],
+        entry: Option<&Entry>,
+    ) -> Result<(), StoreError> {
+        let result = match entry {
+            Some(entry) => table
+                .insert(key.as_slice(), encode(entry).as_slice())
+                .map(drop),
+            None => table.remove(key.as_slice()).map(drop),
+        };
+        result.map_err(|e| self.failed("writing", e))
+    }
+
+    pub fn claim(&self, request: &ClaimRequest) -> Result<Result<Granted, Replayed>, StoreError> {
+        let key = encode_key(&request.key);
+        self.update(|table| {
+            let existing = self.read(table, &key)?;
+            match entry::claim(existing.as_ref(), request) {
+                Ok((entry, granted)) => {
+                    self.write(table, &key, Some(&entry))?;
+                    Ok((Ok(granted), Write::Commit))
+                }
+                Err(replayed) => Ok((Err(replayed), Write::Discard)),
+            }
+        })
+    }
+
+    pub fn settling(&self, key: &ReplayKey, owner: Owner) -> Result<(), StoreError> {
+        let key = encode_key(key);
+        self.update(|table| {
+            let existing = self.read(table, &key)?;
+            let entry = entry::settling(existing.as_ref(), owner).map_err(lost)?;
+            // A retry of an unsettled payment is settling already: nothing to write.
+            if existing == Some(entry) {
+                return Ok(((), Write::Discard));
+            }
+            self.write(table, &key, Some(&entry))?;
+            Ok(((), Write::Commit))
+        })
+    }
+
+    pub fn finish(
+        &self,
+        key: &ReplayKey,
+        owner: Owner,
+        outcome: Outcome,
+    ) -> Result<(), StoreError> {
+        let key = encode_key(key);
+        self.update(|table| {
+            let existing = self.read(table, &key)?;
+            let entry = entry::finish(existing.as_ref(), owner, outcome).map_err(lost)?;
+            self.write(table, &key, entry.as_ref())?;
+            Ok(((), Write::Commit))
+        })
+    }
+
+    pub fn prune(&self, now: u64) -> Result<usize, StoreError> {
+        self.update(|table| {
+            let expired = self.keys_where(table, |e| e.is_expired(now))?;
+            for key in &expired {
+                self.write(table, key, None)?;
+            }
+            let write = if expired.is_empty() {
+                Write::Discard
+            } else {
+                Write::Commit
+            };
+            Ok((expired.len(), write))
+        })
+    }
+
+    /// A read transaction: the file is open and readable (writes are checked by every claim).
+    pub fn check(&self) -> Result<(), StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.failed("starting a read", e))?;
+        match txn.open_table(PAYMENTS) {
+            Ok(_) | Err(redb::TableError::TableDoesNotExist(_)) => Ok(()),
+            Err(e) => Err(self.failed("opening the payments table", e)),
+        }
+    }
+
+    /// Applies [`entry::recover_after_restart`] to every open claim; returns how many were
+    /// released and how many became unsettled.
+    fn recover(&self) -> Result<(usize, usize), StoreError> {
+        self.update(|table| {
+            let open = self.keys_where(table, |e| {
+                matches!(e.state, State::InFlight | State::Settling)
+            })?;
+            let (mut released, mut unsettled) = (0, 0);
+            for key in &open {
+                let Some(entry) = self.read(table, key)? else {
+                    continue;
+                };
+                let recovered = entry::recover_after_restart(&entry);
+                match recovered {
+                    None => released += 1,
+                    Some(_) => unsettled += 1,
+                }
+                self.write(table, key, recovered.as_ref())?;
+            }
+            let write = if open.is_empty() {
+                Write::Discard
+            } else {
+                Write::Commit
+            };
+            Ok(((released, unsettled), write))
+        })
+    }
+
+    /// The keys of the entries matching `pred`. Any unreadable entry is an error: a file this
+    /// verifier does not fully understand is not one it may prune or recover.
+    fn keys_where(
+        &self,
+        table: &redb::Table<'_, &'static [u8], &'static [u8]>,
+        pred: impl Fn(&Entry) -> bool,
+    ) -> Result<Vec<[u8; KEY_LEN]>, StoreError> {
+        let mut keys = Vec::new();
+        for item in table.iter().map_err(|e| self.failed("listing", e))? {
+            let (key, value) = item.map_err(|e| self.failed("listing", e))?;
+            let entry = decode(value.value()).map_err(|detail| self.unreadable(detail))?;
+            if pred(&entry) {
+                let key: [u8; KEY_LEN] = key.value().try_into().map_err(|_| {
+                    self.unreadable(format!("a key of {} bytes", key.value().len()))
+                })?;
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+}
+
+fn lost(_: Lost) -> StoreError {
+    StoreError::LostClaim
+}
+
+#[cfg(unix)]
+fn create_private_dirs(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dirs(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Opens `path` read-write, creating it with mode 0600; an existing file readable by others is
+/// narrowed to 0600 (it says who paid for what).
+#[cfg(unix)]
+fn open_private_file(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn open_private_file(path: &Path) -> io::Result<std::fs::File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+fn encode_key(key: &ReplayKey) -> [u8; KEY_LEN] {
+    let mut out = [0u8; KEY_LEN];
+    out[..8].copy_from_slice(&key.chain_id.to_be_bytes());
+    out[8..28].copy_from_slice(key.asset.as_slice());
+    out[28..48].copy_from_slice(key.from.as_slice());
+    out[48..].copy_from_slice(key.nonce.as_slice());
+    out
+}
+
+#[cfg(test)]
+pub(super) fn decode_key(bytes: &[u8; KEY_LEN]) -> ReplayKey {
+    let mut chain_id = [0u8; 8];
+    chain_id.copy_from_slice(&bytes[..8]);
+    ReplayKey {
+        chain_id: u64::from_be_bytes(chain_id),
+        asset: alloy_primitives::Address::from_slice(&bytes[8..28]),
+        from: alloy_primitives::Address::from_slice(&bytes[28..48]),
+        nonce: B256::from_slice(&bytes[48..]),
+    }
+}
+
+fn encode(e: &Entry) -> [u8; VALUE_LEN] {
+    let mut out = [0u8; VALUE_LEN];
+    out[0] = FORMAT_1;
+    out[1] = match e.state {
+        State::InFlight => 1,
+        State::Settling => 2,
+        State::Unsettled => 3,
+        State::Used => 4,
+    };
+    out[2..34].copy_from_slice(e.binding.0.as_slice());
+    out[34..42].copy_from_slice(&e.valid_before.to_be_bytes());
+    out[42..58].copy_from_slice(&e.owner.0);
+    out[58..66].copy_from_slice(&e.lease_until.to_be_bytes());
+    if let Some(tx) = e.transaction {
+        out[66] = 1;
+        out[67..99].copy_from_slice(tx.as_slice());
+    }
+    out[99..107].copy_from_slice(&e.created_at.to_be_bytes());
+    out
+}
+
+fn decode(bytes: &[u8]) -> Result<Entry, String> {
+    match bytes.first() {
+        Some(&FORMAT_1) if bytes.len() == VALUE_LEN => {}
+        Some(&FORMAT_1) => return Err(format!("a format-1 entry of {} bytes", bytes.len())),
+        Some(other) => return Err(format!("entry format {other}")),
+        None => return Err("an empty entry".to_string()),
+    }
+    let u64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_be_bytes(b)
+    };
+    let state = match bytes[1] {
+        1 => State::InFlight,
+        2 => State::Settling,
+        3 => State::Unsettled,
+        4 => State::Used,
+        other => return Err(format!("entry state {other}")),
+    };
+    let mut owner = [0u8; 16];
+    owner.copy_from_slice(&bytes[42..58]);
+    let transaction = match bytes[66] {
+        0 => None,
+        1 => Some(B256::from_slice(&bytes[67..99])),
+        other => return Err(format!("transaction flag {other}")),
+    };
+    Ok(Entry {
+        state,
+        binding: Binding(B256::from_slice(&bytes[2..34])),
+        valid_before: u64_at(34),
+        owner: Owner(owner),
+        lease_until: u64_at(58),
+        transaction,
+        created_at: u64_at(99),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::Address;
+
+    #[test]
+    fn entries_and_keys_round_trip_through_the_file_layout() {
+        let key = ReplayKey {
+            chain_id: 8453,
+            asset: Address::repeat_byte(0xaa),
+            from: Address::repeat_byte(0xbb),
+            nonce: B256::repeat_byte(0xcc),
+        };
+        assert_eq!(decode_key(&encode_key(&key)), key);
+        for (state, transaction) in [
+            (State::InFlight, None),
+            (State::Settling, None),
+            (State::Unsettled, Some(B256::repeat_byte(7))),
+            (State::Used, Some(B256::repeat_byte(8))),
+        ] {
+            let e = Entry {
+                state,
+                binding: Binding(B256::repeat_byte(1)),
+                valid_before: 1_700_000_000,
+                owner: Owner([9; 16]),
+                lease_until: 0,
+                transaction,
+                created_at: 1_699_999_000,
+            };
+            assert_eq!(decode(&encode(&e)), Ok(e));
+        }
+    }
+
+    #[test]
+    fn an_entry_of_an_unknown_format_is_refused() {
+        let mut bytes = encode(&Entry {
+            state: State::Used,
+            binding: Binding(B256::ZERO),
+            valid_before: 1,
+            owner: Owner::NONE,
+            lease_until: 0,
+            transaction: None,
+            created_at: 0,
+        });
+        bytes[0] = 2;
+        assert_eq!(decode(&bytes), Err("entry format 2".to_string()));
+        assert!(decode(&bytes[..10]).is_err());
+        assert!(decode(&[]).is_err());
+    }
+}
