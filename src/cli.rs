@@ -608,6 +608,14 @@ pub struct ServeVerifierArgs {
     #[arg(long, env = "OBOL_SETTLE_BEFORE_GRANT")]
     pub settle_before_grant: bool,
 
+    /// Where payment state lives (used payments, settlements in flight): a file for one
+    /// verifier process (kept across restarts), `redis://[user:password@]host:6379/0` or
+    /// `rediss://…` (TLS) shared by replicas (`?prefix=NAME` for the key prefix, default
+    /// obol:x402), or `memory` (forgotten on restart: a verify-only payment could be used
+    /// again). [default: payment-state.redb next to the offers file]
+    #[arg(long, value_name = "PATH|redis://…|memory", env = "OBOL_STATE", hide_env_values = true)]
+    pub state: Option<String>,
+
     /// Facilitator /verify time limit.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub verify_timeout: Duration,

@@ -5,6 +5,8 @@ use crate::k8s::KubeClient;
 use crate::offers;
 use crate::verifier::kube_source::KubeWatch;
 use crate::verifier::routes::SourceKind;
+use super::Hinted;
+use crate::verifier::store::StoreSpec;
 use crate::verifier::{self, Mode, VerifierConfig};
 use crate::x402::networks::Registry;
 
@@ -63,10 +65,17 @@ async fn serve_verifier(args: ServeVerifierArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let offers_file = args.file.offers_file.unwrap_or_else(offers::default_file);
+    let state = match args.state.as_deref().map(str::trim) {
+        Some(s) if !s.is_empty() => StoreSpec::parse(s).with_hint(
+            "use a file path, memory, or redis://host:6379/0 (rediss:// for TLS)",
+        )?,
+        _ => StoreSpec::File(verifier::default_state_file(&offers_file)),
+    };
     let config = VerifierConfig {
         listen: args.listen,
         internal_listen: args.internal_listen.filter(|s| !s.trim().is_empty()),
-        offers_file: args.file.offers_file.unwrap_or_else(offers::default_file),
+        offers_file,
         facilitator: args.facilitator.filter(|s| !s.trim().is_empty()),
         mode: match args.mode {
             VerifierMode::ForwardAuth => Mode::ForwardAuth,
@@ -80,6 +89,7 @@ async fn serve_verifier(args: ServeVerifierArgs) -> anyhow::Result<()> {
         registry,
         route_source,
         kube,
+        state,
     };
     let hint = match &config.facilitator {
         Some(_) => {
@@ -87,7 +97,13 @@ async fn serve_verifier(args: ServeVerifierArgs) -> anyhow::Result<()> {
         }
         None => "check --listen (e.g. :8080 or 127.0.0.1:8080); is another process using the port?",
     };
-    verifier::serve(config, super::shutdown_signal())
-        .await
-        .with_hint(hint)
+    match verifier::serve(config, super::shutdown_signal()).await {
+        Err(e @ verifier::ServeError::State(_)) => Err(Hinted::error(
+            e.to_string(),
+            "check --state: a file needs a writable directory and one verifier per file \
+             (several replicas share redis://); a Redis URL needs a reachable server and the \
+             right password",
+        )),
+        other => other.with_hint(hint),
+    }
 }

@@ -79,8 +79,11 @@ async fn verify(app: &AppState, headers: &HeaderMap) -> Handled {
             }
         } else {
             // Verify-only: the payment is used (held until validBefore); no money moved.
+            // Recorded before the grant: if the store cannot say so, nothing is granted.
             let gate::Paid { claim, payer, .. } = *paid;
-            claim.consume();
+            if let Err(e) = claim.consume(None).await {
+                return Handled::new(gate::state_unavailable(Some(payer), true, e), live);
+            }
             Outcome::GrantedUnpaid {
                 payer,
                 amount: live.route.amount,

@@ -6,8 +6,10 @@
 //! 3. it answers this route's requirement (v2 `accepted`: scheme, network, amount, asset,
 //!    payTo; v1: scheme and network)                                   — else 402;
 //! 4. local EIP-3009 checks: signature, recipient, exact amount, time window — else 402;
-//! 5. replay guard claim of (chain, asset, from, nonce)               — else 409;
-//! 6. facilitator `/verify`: unreachable/timeout/5xx → 503 (retriable), invalid → 402.
+//! 5. the window fits the payment-state store's retention           — else 402;
+//! 6. claim of (chain, asset, from, nonce) in the payment-state store — else 409 (store
+//!    unreachable: 503, nothing granted);
+//! 7. facilitator `/verify`: unreachable/timeout/5xx → 503 (retriable), invalid → 402.
 //!
 //! [`settle`] then turns a verified payment into a receipt, or into the right refusal.
 //!
@@ -29,7 +31,8 @@ use serde_json::Value;
 use super::AppState;
 use super::outcome::{Answer, Outcome};
 use super::refusal::Refusal;
-use super::replay::{Binding, Claim, ReplayKey};
+use super::replay::{Binding, ReplayKey};
+use super::store::{Claim, ClaimError, MAX_RETENTION_SECS};
 use super::respond::{Style, payment_required, requirement_v1, unpaid, wants_html};
 use super::routes::{LiveRoute, RouteTable};
 use crate::offers::Route;
@@ -73,7 +76,7 @@ impl Clock {
 pub enum Decision {
     /// Answer with this (402, 400, 409, 503).
     Refused(Answer),
-    /// A verified payment, claimed in the replay guard.
+    /// A verified payment, claimed in the payment-state store.
     Paid(Box<Paid>),
 }
 
@@ -179,7 +182,7 @@ fn refused_402(
     )
 }
 
-/// Runs checks 1-6 for a request that matched the paid, unpaused route `live`.
+/// Runs checks 1-7 for a request that matched the paid, unpaused route `live`.
 pub async fn evaluate(
     app: &AppState,
     table: &RouteTable,
@@ -252,9 +255,29 @@ pub async fn evaluate(
         &route_identity(route),
         &requirements.to_string(),
     );
-    let claim = match app.replay.claim(key, binding, checked.valid_before, now) {
+    // The store must remember a payment for as long as it can be used: refuse windows longer
+    // than its retention (a validBefore of 2^256-1 would otherwise outlive its record).
+    if checked.valid_before > now.saturating_add(MAX_RETENTION_SECS) {
+        return refused_402(
+            "authorization_valid_too_long".into(),
+            payer,
+            Some(format!(
+                "validBefore is more than {} days away; sign an authorization valid for at most {} seconds",
+                MAX_RETENTION_SECS / 86_400,
+                route.max_timeout_seconds
+            )),
+        );
+    }
+    let claim = match app
+        .store
+        .claim(key, binding, checked.valid_before, now)
+        .await
+    {
         Ok(c) => c,
-        Err(r) => return refused(Answer::payment_refused(Refusal::Replayed(r), payer, false)),
+        Err(ClaimError::Replayed(r)) => {
+            return refused(Answer::payment_refused(Refusal::Replayed(r), payer, false));
+        }
+        Err(ClaimError::Store(e)) => return refused(state_unavailable(payer, false, e)),
     };
 
     // A retry of this very payment whose settlement outcome was unknown was verified before and
@@ -347,21 +370,17 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
         payload,
         requirements,
         payer,
-        claim,
+        mut claim,
         style,
         resource_url,
     } = paid;
     let route = &live.route;
     let retry = claim.retry_of_unsettled();
-    let settled = |claim: Claim, receipt: SettleResponse| {
-        claim.consume();
-        let outcome = Outcome::Settled {
-            payer,
-            amount: route.amount,
-            transaction: receipt.transaction.clone(),
-        };
-        Settlement::Settled { receipt, outcome }
-    };
+    // Recorded before anything is sent: a crash from here on leaves the payment unsettled
+    // (retryable with the same header), never forgotten.
+    if let Err(e) = claim.settling().await {
+        return Settlement::Failed(state_unavailable(Some(payer), true, e));
+    }
     let not_served = |refusal: Refusal, detail: String| {
         let reason = refusal.reason().into();
         Settlement::Failed(Answer::refused(
@@ -375,13 +394,16 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
         ))
     };
     match table.facilitator.settle(&payload, &requirements).await {
-        Ok(s) if s.success => settled(claim, s),
+        Ok(s) if s.success => settled(claim, payer, route, s).await,
+        Ok(s) if s.error_reason.as_deref().is_some_and(pending) => {
+            pending_settlement(payer, claim, tx_hash(&s.transaction)).await
+        }
         Ok(s) => {
             let reason = s
                 .error_reason
                 .clone()
                 .unwrap_or_else(|| "settlement_failed".into());
-            settle_refused(route, &resource_url, style, claim, payer, reason, s)
+            settle_refused(route, &resource_url, style, claim, payer, reason, s).await
         }
         Err(FacilitatorError::InvalidPayment {
             reason,
@@ -389,6 +411,10 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
             payer: p,
             ..
         }) => {
+            if pending(&reason) {
+                let tx = transaction.as_deref().and_then(tx_hash);
+                return pending_settlement(payer, claim, tx).await;
+            }
             if retry && nonce_used(&reason) {
                 // The earlier attempt, whose answer was lost, may have gone through; or the nonce
                 // was used by something else. Only the chain can tell.
@@ -403,11 +429,13 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
                             amount: Some(route.amount.to_string()),
                             ..Default::default()
                         };
-                        settled(claim, receipt)
+                        settled(claim, payer, route, receipt).await
                     }
                     Ok(None) => {
                         // The nonce was used by another transfer: this payment bought nothing.
-                        claim.consume();
+                        if let Err(e) = claim.consume(None).await {
+                            tracing::warn!("payment state not recorded: {e}");
+                        }
                         Settlement::Failed(Answer::payment_refused(
                             Refusal::AuthorizationUsedElsewhere,
                             Some(payer),
@@ -415,7 +443,9 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
                         ))
                     }
                     Err(detail) => {
-                        claim.mark_unsettled();
+                        if let Err(e) = claim.mark_unsettled(None).await {
+                            tracing::warn!("payment state not recorded: {e}");
+                        }
                         let detail =
                             format!("cannot confirm the earlier settlement on chain: {detail}");
                         Settlement::Failed(Answer::new(
@@ -437,23 +467,23 @@ pub async fn settle(app: &AppState, table: &RouteTable, paid: Paid) -> Settlemen
                 network: route.network.caip2.clone(),
                 ..Default::default()
             };
-            settle_refused(route, &resource_url, style, claim, payer, reason, receipt)
+            settle_refused(route, &resource_url, style, claim, payer, reason, receipt).await
         }
         Err(e @ FacilitatorError::Unreachable { .. }) => {
-            // Never sent: nothing moved. Release the claim (drop) unless a previous attempt's
-            // outcome is still unknown.
-            drop(claim);
+            // Never sent: nothing moved. Release the claim unless a previous attempt's outcome
+            // is still unknown.
+            release(claim).await;
             let detail = e.to_string();
             not_served(Refusal::SettleUnreachable(detail.clone()), detail)
         }
         Err(e @ FacilitatorError::SettlementUnknown { .. })
         | Err(e @ FacilitatorError::Timeout { .. })
-        | Err(e @ FacilitatorError::Transport { .. }) => unknown(payer, claim, &e),
+        | Err(e @ FacilitatorError::Transport { .. }) => unknown(payer, claim, &e).await,
         Err(e @ FacilitatorError::Facilitator { status, .. }) if status >= 500 => {
-            unknown(payer, claim, &e)
+            unknown(payer, claim, &e).await
         }
         Err(e) => {
-            drop(claim);
+            release(claim).await;
             let detail = e.to_string();
             not_served(Refusal::SettleError(detail.clone()), detail)
         }
@@ -490,8 +520,100 @@ async fn earlier_settlement(
         .map(|t| t.transaction))
 }
 
-fn unknown(payer: Address, claim: Claim, e: &FacilitatorError) -> Settlement {
-    claim.mark_unsettled();
+/// The facilitator's answer for "broadcast, not confirmed yet" (x402 `settlement_pending`).
+fn pending(reason: &str) -> bool {
+    reason.eq_ignore_ascii_case("settlement_pending")
+}
+
+fn tx_hash(s: &str) -> Option<alloy_primitives::B256> {
+    s.trim().parse().ok()
+}
+
+/// Gives a claim back (nothing moved); a failed write is logged: the entry then stays as it
+/// was, which never grants anything.
+async fn release(claim: Claim) {
+    if let Err(e) = claim.release().await {
+        tracing::warn!("payment state not recorded (the payment stays held): {e}");
+    }
+}
+
+/// The payment settled: record it used, then serve. If the record cannot be written the
+/// request is not served: the buyer retries the same header, and the retry finds the transfer
+/// on chain (one payment, one answer).
+async fn settled(
+    claim: Claim,
+    payer: Address,
+    route: &Route,
+    receipt: SettleResponse,
+) -> Settlement {
+    let transaction = tx_hash(&receipt.transaction);
+    if let Err(e) = claim.consume(transaction).await {
+        let detail = format!(
+            "settled in transaction {}, but the payment state could not be recorded: {e}",
+            receipt.transaction
+        );
+        return Settlement::Failed(Answer::new(
+            Refusal::SettlementUnknown {
+                timeout: false,
+                detail: detail.clone(),
+            }
+            .into_response(),
+            Outcome::SettlementUnknown { payer, detail },
+        ));
+    }
+    let outcome = Outcome::Settled {
+        payer,
+        amount: route.amount,
+        transaction: receipt.transaction.clone(),
+    };
+    Settlement::Settled { receipt, outcome }
+}
+
+/// Broadcast, not yet confirmed: the same as an unknown outcome, with the transaction kept.
+async fn pending_settlement(
+    payer: Address,
+    claim: Claim,
+    transaction: Option<alloy_primitives::B256>,
+) -> Settlement {
+    if let Err(e) = claim.mark_unsettled(transaction).await {
+        tracing::warn!("payment state not recorded: {e}");
+    }
+    let detail = match transaction {
+        Some(tx) => format!("settlement_pending: transaction {tx} broadcast, not yet confirmed"),
+        None => "settlement_pending: broadcast, not yet confirmed".to_string(),
+    };
+    Settlement::Failed(Answer::new(
+        Refusal::SettlementUnknown {
+            timeout: true,
+            detail: detail.clone(),
+        }
+        .into_response(),
+        Outcome::SettlementUnknown { payer, detail },
+    ))
+}
+
+/// The payment-state store cannot be written or read: nothing is granted or settled (503).
+pub fn state_unavailable(
+    payer: Option<Address>,
+    verified: bool,
+    e: super::store::StoreError,
+) -> Answer {
+    let detail = e.to_string();
+    Answer::new(
+        Refusal::StateUnavailable(detail.clone()).into_response(),
+        Outcome::NotServed {
+            reason: "payment_state_unavailable".into(),
+            payer,
+            verified,
+            detail: Some(detail),
+        },
+    )
+}
+
+async fn unknown(payer: Address, claim: Claim, e: &FacilitatorError) -> Settlement {
+    if let Err(err) = claim.mark_unsettled(None).await {
+        tracing::warn!("payment state not recorded: {err}");
+    }
     let timeout = matches!(e, FacilitatorError::SettlementUnknown { detail } if detail.starts_with("no answer"))
         || matches!(e, FacilitatorError::Timeout { .. });
     let detail = e.to_string();
@@ -507,7 +629,7 @@ fn unknown(payer: Address, claim: Claim, e: &FacilitatorError) -> Settlement {
 
 /// The facilitator refused the settlement: nothing moved, the payment is not used (unless an
 /// earlier attempt's outcome is unknown, which dropping the claim preserves).
-fn settle_refused(
+async fn settle_refused(
     route: &Route,
     resource_url: &str,
     style: Style,
@@ -516,7 +638,7 @@ fn settle_refused(
     reason: String,
     receipt: SettleResponse,
 ) -> Settlement {
-    drop(claim);
+    release(claim).await;
     let mut answer = refused_402(
         route,
         resource_url,

@@ -9,7 +9,8 @@
 //! - [`respond`]: the 402 answers and receipts; [`refusal`]: every other refusal;
 //! - [`forward_auth`]: `/verify` for Traefik ForwardAuth (verify only by default);
 //! - [`proxy`]: the paying reverse proxy (settles after the upstream answered 2xx);
-//! - [`replay`]: one payment, one service;
+//! - [`store`]: the payment-state store (memory, a file, Redis): one payment, one service,
+//!   across restarts and replicas; [`replay`]: what identifies a payment;
 //! - [`metrics`]: `obol_x402_verifier_*` on `/metrics`.
 //!
 //! Listeners by trust: the listener that carries the paying proxy carries nothing else that a
@@ -17,7 +18,8 @@
 //! `/metrics` are served on `--internal-listen`, meant for the cluster network; without one they
 //! are served on `--listen` only when that is safe (mode `forward-auth`, which has no public
 //! surface, or a loopback `--listen`). Both listeners answer `/healthz` (always 200) and
-//! `/readyz` (503 until the first successful route load).
+//! `/readyz` (503 until the first successful route load; it also says whether the
+//! payment-state store answers: while it does not, paid requests are refused with 503).
 
 pub mod admit;
 pub mod forward_auth;
@@ -50,7 +52,7 @@ use axum::routing::{any, get};
 
 use self::kube_source::KubeWatch;
 use self::metrics::Metrics;
-use self::replay::ReplayGuard;
+use self::store::{PaymentStore, StoreError, StoreSpec};
 use self::routes::{RouteSource, RouteTable, SourceKind, SourceState, Stamp};
 pub use crate::daemon::ListenError;
 use crate::x402::facilitator::{FacilitatorClient, FacilitatorConfig};
@@ -100,6 +102,8 @@ pub struct VerifierConfig {
     pub route_source: SourceKind,
     /// The cluster to watch (required with `kube`/`both`).
     pub kube: Option<KubeWatch>,
+    /// `--state`: where payment state lives.
+    pub state: StoreSpec,
 }
 
 /// Why the daemon could not start.
@@ -115,6 +119,8 @@ pub enum ServeError {
         "--mode both on the non-loopback listener {0} would put ForwardAuth (/verify, which hands out upstream credentials) and /metrics next to the public proxy: give them --internal-listen ADDR (e.g. :9090, reachable only from the cluster network), or use --mode proxy, or listen on 127.0.0.1"
     )]
     InternalListenerNeeded(String),
+    #[error("payment state: {0}")]
+    State(#[from] StoreError),
     #[error("server error: {0}")]
     Server(std::io::Error),
 }
@@ -122,7 +128,9 @@ pub enum ServeError {
 /// Shared by every handler.
 pub struct AppState {
     pub table: Arc<ArcSwap<RouteTable>>,
-    pub replay: Arc<ReplayGuard>,
+    pub store: Arc<PaymentStore>,
+    /// The last failed check of the store (`None`: it answered).
+    pub store_error: arc_swap::ArcSwapOption<String>,
     pub metrics: Arc<Metrics>,
     /// Client for upstreams (proxy mode).
     pub upstream: reqwest::Client,
@@ -208,7 +216,17 @@ async fn healthz() -> Response {
 
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     if app.table.load().loaded {
-        axum::Json(serde_json::json!({"status": "ready"})).into_response()
+        // An unreachable store keeps the pod ready: unpaid 402s are still answered, paid
+        // requests get 503 payment_state_unavailable until it is back.
+        let store = app.store.describe();
+        let body = match app.store_error.load_full() {
+            None => serde_json::json!({"status": "ready", "paymentState": {"store": store, "ok": true}}),
+            Some(e) => serde_json::json!({
+                "status": "ready, degraded: the payment-state store does not answer; paid requests are refused (503) until it does",
+                "paymentState": {"store": store, "ok": false, "error": *e},
+            }),
+        };
+        axum::Json(body).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -247,7 +265,7 @@ pub struct Verifier {
 impl Verifier {
     /// Builds the state and makes the first load attempt (a broken file is logged; the
     /// verifier then stays not-ready and keeps polling).
-    pub fn new(config: VerifierConfig) -> Result<Verifier, ServeError> {
+    pub fn new(config: VerifierConfig, store: Arc<PaymentStore>) -> Result<Verifier, ServeError> {
         let facilitator_config = FacilitatorConfig {
             verify_timeout: config.verify_timeout,
             settle_timeout: config.settle_timeout,
@@ -288,7 +306,8 @@ impl Verifier {
         }
         let state = Arc::new(AppState {
             table,
-            replay: ReplayGuard::new(),
+            store,
+            store_error: arc_swap::ArcSwapOption::empty(),
             metrics,
             upstream: proxy::upstream_client(),
             mode: config.mode,
@@ -378,13 +397,31 @@ impl Verifier {
             self.stamp.clone(),
             self.reload_interval,
         ));
-        let replay = Arc::clone(&self.state.replay);
-        let clock = self.state.clock.clone();
+        let state = Arc::clone(&self.state);
         let pruner = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
+            // Checks the store every 5 s (for /readyz), prunes expired entries every minute.
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            for n in 0u64.. {
                 tick.tick().await;
-                replay.prune(clock.now());
+                let result = match state.store.check().await {
+                    Ok(()) if n % 12 == 0 => state.store.prune(state.clock.now()).await.map(drop),
+                    other => other,
+                };
+                let was_down = state.store_error.load().is_some();
+                match result {
+                    Ok(()) => {
+                        if was_down {
+                            tracing::info!(store = %state.store.describe(), "payment-state store answers again");
+                        }
+                        state.store_error.store(None);
+                    }
+                    Err(e) => {
+                        if !was_down {
+                            tracing::error!(store = %state.store.describe(), "payment-state store does not answer; paid requests are refused: {e}");
+                        }
+                        state.store_error.store(Some(Arc::new(e.to_string())));
+                    }
+                }
             }
         });
 
@@ -405,13 +442,24 @@ impl Verifier {
     }
 }
 
+/// The default `--state`: `payment-state.redb` in the offers file's directory.
+pub fn default_state_file(offers_file: &std::path::Path) -> PathBuf {
+    offers_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .join("payment-state.redb")
+}
+
 /// Builds and serves a verifier until `shutdown` resolves.
 pub async fn serve(
     config: VerifierConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let store = PaymentStore::open(&config.state).await?;
+    tracing::info!(store = %store.describe(), "payment state opened");
     // The first load reads and resolves the offers file: keep it off the async threads.
-    let v = tokio::task::spawn_blocking(move || Verifier::new(config))
+    let v = tokio::task::spawn_blocking(move || Verifier::new(config, store))
         .await
         .map_err(|e| ServeError::Server(std::io::Error::other(e.to_string())))??;
     v.serve(shutdown).await

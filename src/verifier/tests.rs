@@ -255,8 +255,9 @@ async fn start(mode: Mode, settle_before_grant: bool) -> Harness {
         registry: Registry::builtin(),
         route_source: super::routes::SourceKind::File,
         kube: None,
+        state: super::store::StoreSpec::Memory,
     };
-    let v = tokio::task::spawn_blocking(move || Verifier::new(config))
+    let v = tokio::task::spawn_blocking(move || Verifier::new(config, super::store::PaymentStore::memory()))
         .await
         .unwrap()
         .unwrap();
@@ -1070,8 +1071,9 @@ async fn not_ready_until_a_good_file_and_fail_closed() {
         registry: Registry::builtin(),
         route_source: super::routes::SourceKind::File,
         kube: None,
+        state: super::store::StoreSpec::Memory,
     };
-    let v = tokio::task::spawn_blocking(move || Verifier::new(config))
+    let v = tokio::task::spawn_blocking(move || Verifier::new(config, super::store::PaymentStore::memory()))
         .await
         .unwrap()
         .unwrap();
@@ -1137,8 +1139,9 @@ async fn a_missing_file_is_an_empty_table() {
         registry: Registry::builtin(),
         route_source: super::routes::SourceKind::File,
         kube: None,
+        state: super::store::StoreSpec::Memory,
     };
-    let v = Verifier::new(config).unwrap();
+    let v = Verifier::new(config, super::store::PaymentStore::memory()).unwrap();
     let t = v.state.table.load();
     assert!(t.loaded);
     assert!(t.is_empty());

@@ -160,6 +160,14 @@ impl PaymentStore {
         }))
     }
 
+    /// A store in this process's memory (`--state memory`), opened at once.
+    pub fn memory() -> Arc<PaymentStore> {
+        Arc::new(PaymentStore {
+            backend: Backend::Memory(MemoryStore::default()),
+            description: StoreSpec::Memory.to_string(),
+        })
+    }
+
     /// What the store is, for logs and `/readyz`: `memory`, `file /path`, or
     /// `redis redis://host:port/db` (a password shown as `***`).
     pub fn describe(&self) -> String {
