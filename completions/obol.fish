@@ -232,6 +232,7 @@ complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcomm
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l mode -d 'Which endpoints to serve' -r -f -a "forward-auth\t'Only `/verify` for Traefik ForwardAuth (verifies, never settles unless --settle-before-grant)'
 proxy\t'Only the reverse proxy: offers\' paths are forwarded upstream, settled after success'
 both\t'Both'"
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l state -d 'Where payment state lives (used payments, settlements in flight): a file for one verifier process (kept across restarts), `redis://[user:password@]host:6379/0` or `rediss://…` (TLS) shared by replicas (`?prefix=NAME` for the key prefix, default obol:x402), or `memory` (forgotten on restart: a verify-only payment could be used again). [default: payment-state.redb next to the offers file]' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l verify-timeout -d 'Facilitator /verify time limit' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l settle-timeout -d 'Facilitator /settle time limit' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l reload-interval -d 'How often to check the offers file for changes' -r

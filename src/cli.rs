@@ -613,7 +613,12 @@ pub struct ServeVerifierArgs {
     /// `rediss://…` (TLS) shared by replicas (`?prefix=NAME` for the key prefix, default
     /// obol:x402), or `memory` (forgotten on restart: a verify-only payment could be used
     /// again). [default: payment-state.redb next to the offers file]
-    #[arg(long, value_name = "PATH|redis://…|memory", env = "OBOL_STATE", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "PATH|redis://…|memory",
+        env = "OBOL_STATE",
+        hide_env_values = true
+    )]
     pub state: Option<String>,
 
     /// Facilitator /verify time limit.

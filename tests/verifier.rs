@@ -13,6 +13,7 @@ use alloy_signer_local::PrivateKeySigner;
 use obol::x402::eip3009::{self, TransferWithAuthorization};
 use obol::x402::wire::{ExactEvmPayload, PaymentPayload, PaymentPayloadV1, PaymentPayloadV2};
 use serde_json::{Value, json};
+use support::redis::{Redis, eventually};
 use support::*;
 
 const UPSTREAM_AUTH: &str = "Bearer upstream-key-123";
@@ -163,6 +164,23 @@ fn v2_header(pr: &Value, accepted: &Value, payload: ExactEvmPayload) -> String {
         extensions: None,
     })
     .to_header()
+}
+
+/// `obol sell create demo` at 0.01 USDC on the local chain, paid to the seller.
+fn sell_demo(home: &Home, upstream: &str) {
+    home.run(&[
+        "sell",
+        "create",
+        "demo",
+        "--upstream",
+        upstream,
+        "--price",
+        "0.01",
+        "--chain",
+        "local",
+        "--pay-to",
+        &SELLER_ADDRESS.to_string(),
+    ]);
 }
 
 fn json(r: reqwest::blocking::Response) -> Value {
@@ -694,10 +712,12 @@ fn forward_auth_verifies_only_and_settle_before_grant_settles() {
     );
 
     // --settle-before-grant: the transfer happens before the 200.
+    // A second verifier on the same offers file needs its own payment-state file.
+    let state2 = home.dir.path().join("settling.redb");
     let (_v2, base2) = home.verifier(
         &rail.facilitator.url(),
         "forward-auth",
-        &["--settle-before-grant"],
+        &["--settle-before-grant", "--state", state2.to_str().unwrap()],
     );
     let before = Balances::now(&rail.token);
     let (p, nonce) = obol_signed(&accepted, |_| {});
@@ -750,20 +770,7 @@ fn an_unknown_settlement_is_resolved_by_the_chain_never_by_the_buyer() {
     let home = Home::new(&rail);
     let up = RecordingUpstream::start();
     let faulty = FaultyFacilitator::start(&rail.facilitator.url());
-    let seller = SELLER_ADDRESS.to_string();
-    home.run(&[
-        "sell",
-        "create",
-        "demo",
-        "--upstream",
-        &up.url,
-        "--price",
-        "0.01",
-        "--chain",
-        "local",
-        "--pay-to",
-        &seller,
-    ]);
+    sell_demo(&home, &up.url);
     let (verifier, base) = home.verifier(&faulty.url, "proxy", &[]);
     let demo = format!("{base}/services/demo/x");
     let pr = payment_required(&demo, &[]);
@@ -835,4 +842,178 @@ fn an_unknown_settlement_is_resolved_by_the_chain_never_by_the_buyer() {
     let r = get(&demo, &[("payment-signature", &pay)]);
     assert_eq!(r.status(), 409);
     assert_eq!(up.requests().len(), served + 1);
+}
+
+#[test]
+fn payment_state_survives_restarts_and_is_shared_by_replicas_on_redis() {
+    let rail = Rail::start();
+    let home = Home::new(&rail);
+    let up = RecordingUpstream::start();
+    sell_demo(&home, &up.url);
+    let fac = rail.facilitator.url();
+    let fwd = [
+        ("x-forwarded-uri", "/services/demo/x"),
+        ("x-forwarded-host", "seller.example"),
+    ];
+
+    // 1. Verify-only ForwardAuth with the default state (a file next to the offers file): a
+    //    granted payment stays used across a restart.
+    let (mut v, base) = home.verifier(&fac, "forward-auth", &[]);
+    let verify = format!("{base}/verify");
+    let pr = payment_required(&verify, &fwd);
+    let accepted = pr["accepts"][0].clone();
+    let (p, _) = obol_signed(&accepted, |_| {});
+    let pay = v2_header(&pr, &accepted, p);
+    let mut paid = fwd.to_vec();
+    paid.push(("payment-signature", &pay));
+    assert_eq!(get(&verify, &paid).status(), 200);
+    v.kill();
+    let state_file = home.offers().parent().unwrap().join("payment-state.redb");
+    assert!(state_file.exists(), "{}", state_file.display());
+    let (mut v, base) = home.verifier(&fac, "forward-auth", &[]);
+    let r = get(&format!("{base}/verify"), &paid);
+    assert_eq!(r.status(), 409, "granted once, refused after a restart");
+    assert_eq!(json(r)["reason"], "payment_replayed");
+    v.kill();
+    // What the in-memory guard did (and `--state memory` still does): a restart forgets it.
+    let (mut v, base) = home.verifier(&fac, "forward-auth", &["--state", "memory"]);
+    assert_eq!(get(&format!("{base}/verify"), &paid).status(), 200);
+    v.kill();
+
+    // 2. Three proxy replicas on one Redis: 100 concurrent sends of one payment, spread over
+    //    them, are served once and settled once.
+    let mut redis = Redis::start();
+    let replicas: Vec<(ChildGuard, String)> = (0..3)
+        .map(|_| home.verifier(&fac, "proxy", &["--state", &redis.url()]))
+        .collect();
+    let urls: Vec<String> = replicas
+        .iter()
+        .map(|(_, b)| format!("{b}/services/demo/x"))
+        .collect();
+    let pr = payment_required(&urls[0], &[]);
+    let accepted = pr["accepts"][0].clone();
+    let (pay, _) = payment_signature(&pr, &accepted, PAYER_KEY, PAYER_ADDRESS);
+    let before = Balances::now(&rail.token);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let url = &urls[i % 3];
+                let pay = &pay;
+                s.spawn(move || get(url, &[("payment-signature", pay)]).status().as_u16())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(served, 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
+    before.moved(10_000, "one transfer for 100 sends across 3 replicas");
+    assert_eq!(up.requests().len(), 1, "the upstream answered once");
+
+    // 3. Redis down: paid requests are refused (503, nothing moves), unpaid ones still get
+    //    their 402, /readyz says why; Redis back: paid requests are served, no restart.
+    redis.stop();
+    let (pay2, _) = payment_signature(&pr, &accepted, PAYER_KEY, PAYER_ADDRESS);
+    let before = Balances::now(&rail.token);
+    let r = get(&urls[0], &[("payment-signature", &pay2)]);
+    assert_eq!(r.status(), 503);
+    assert_eq!(json(r)["reason"], "payment_state_unavailable");
+    assert_eq!(
+        get(&urls[1], &[]).status(),
+        402,
+        "unpaid 402s keep being answered"
+    );
+    let ready = format!("{}/readyz", replicas[2].1);
+    eventually("/readyz reports the store down", || {
+        let b = json(get(&ready, &[]));
+        (b["paymentState"]["ok"] == false && b["paymentState"]["error"].is_string())
+            .then_some(())
+            .ok_or_else(|| b.to_string())
+    });
+    before.moved(0, "nothing settled while the store is down");
+    assert_eq!(up.requests().len(), 1);
+    redis.restart();
+    eventually("paid requests served again", || {
+        match get(&urls[0], &[("payment-signature", &pay2)])
+            .status()
+            .as_u16()
+        {
+            200 => Ok(()),
+            s => Err(format!("status {s}")),
+        }
+    });
+    before.moved(10_000, "served once the store is back");
+    for (mut g, _) in replicas {
+        assert!(g.is_running(), "{}", g.log_tail(20));
+    }
+}
+
+/// A verifier killed after it sent a settlement: with the in-memory guard the buyer's retry
+/// was answered 402 (paid, served nothing); with the payment state on file it finishes the
+/// settlement: one transfer, one answer.
+#[test]
+fn a_verifier_killed_mid_settlement_finishes_it_on_the_buyers_retry() {
+    let rail = Rail::start();
+    let home = Home::new(&rail);
+    let up = RecordingUpstream::start();
+    let faulty = FaultyFacilitator::start(&rail.facilitator.url());
+    sell_demo(&home, &up.url);
+    // Kills the verifier while the facilitator holds its settlement (which then lands on
+    // chain), restarts it with the same `extra` args, and sends the same header again.
+    let crash_and_retry = |extra: &[&str]| -> (reqwest::blocking::Response, ChildGuard) {
+        let (mut v, base) = home.verifier(&faulty.url, "proxy", extra);
+        let demo = format!("{base}/services/demo/x");
+        let pr = payment_required(&demo, &[]);
+        let accepted = pr["accepts"][0].clone();
+        let (payload, _) = obol_signed(&accepted, |_| {});
+        let pay = v2_header(&pr, &accepted, payload);
+        let before = Balances::now(&rail.token);
+        let settles = faulty.settles_seen();
+        faulty.next_settle(SettleFault::Hold);
+        let client = {
+            let (demo, pay) = (demo.clone(), pay.clone());
+            std::thread::spawn(move || {
+                http()
+                    .get(&demo)
+                    .header("payment-signature", &pay)
+                    .send()
+                    .map(|r| r.status())
+            })
+        };
+        eventually("the settlement reaches the facilitator", || {
+            (faulty.settles_seen() > settles)
+                .then_some(())
+                .ok_or_else(|| v.log_tail(5))
+        });
+        v.kill();
+        assert!(client.join().unwrap().is_err(), "the buyer got no answer");
+        eventually("the held settlement lands on chain", || {
+            let after = Balances::now(&rail.token);
+            (before.seller + U256::from(10_000u64) == after.seller)
+                .then_some(())
+                .ok_or_else(|| format!("seller {}", after.seller))
+        });
+        let (v, base) = home.verifier(&faulty.url, "proxy", extra);
+        let r = get(
+            &format!("{base}/services/demo/x"),
+            &[("payment-signature", &pay)],
+        );
+        before.moved(10_000, "one transfer, whatever the retry got");
+        (r, v)
+    };
+
+    // The in-memory state (the old verifier): the retry is refused, the buyer paid for nothing.
+    let (r, mut v) = crash_and_retry(&["--state", "memory"]);
+    assert_eq!(r.status(), 402, "{}", v.log_tail(10));
+    v.kill();
+
+    // The default state file: the retry finishes the settlement and is served, once.
+    let (r, v) = crash_and_retry(&[]);
+    assert_eq!(r.status(), 200, "{}", v.log_tail(20));
+    let receipt = decode_b64_json(r.headers()["payment-response"].to_str().unwrap());
+    assert_eq!(receipt["success"], true, "{receipt}");
+    assert_eq!(r.text().unwrap(), UPSTREAM_BODY);
 }

@@ -270,10 +270,12 @@ fn traefik_forward_auth_gates_the_upstream() {
     );
 
     // --settle-before-grant through Traefik: the price moves on chain before the upstream runs.
+    // A second verifier on the same offers file needs its own payment-state file.
+    let state2 = home.dir.path().join("settling.redb");
     let (_settling, sbase) = home.verifier(
         &rail.facilitator.url(),
         "forward-auth",
-        &["--settle-before-grant"],
+        &["--settle-before-grant", "--state", state2.to_str().unwrap()],
     );
     let traefik2 = Traefik::start(&format!("{sbase}/verify"), &up.url, "/services/fa");
     let url2 = format!("{}/services/fa/v1/data?x=2", traefik2.url());

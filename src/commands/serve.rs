@@ -1,11 +1,11 @@
 //! `obol serve verifier`.
 
+use super::Hinted;
 use crate::cli::{RouteSourceArg, ServeCommand, ServeVerifierArgs, VerifierMode};
 use crate::k8s::KubeClient;
 use crate::offers;
 use crate::verifier::kube_source::KubeWatch;
 use crate::verifier::routes::SourceKind;
-use super::Hinted;
 use crate::verifier::store::StoreSpec;
 use crate::verifier::{self, Mode, VerifierConfig};
 use crate::x402::networks::Registry;
@@ -67,9 +67,8 @@ async fn serve_verifier(args: ServeVerifierArgs) -> anyhow::Result<()> {
     };
     let offers_file = args.file.offers_file.unwrap_or_else(offers::default_file);
     let state = match args.state.as_deref().map(str::trim) {
-        Some(s) if !s.is_empty() => StoreSpec::parse(s).with_hint(
-            "use a file path, memory, or redis://host:6379/0 (rediss:// for TLS)",
-        )?,
+        Some(s) if !s.is_empty() => StoreSpec::parse(s)
+            .with_hint("use a file path, memory, or redis://host:6379/0 (rediss:// for TLS)")?,
         _ => StoreSpec::File(verifier::default_state_file(&offers_file)),
     };
     let config = VerifierConfig {

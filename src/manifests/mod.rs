@@ -181,7 +181,11 @@ pub fn objects(opts: &ManifestOptions) -> Result<Vec<Manifest>, ManifestError> {
             pricing_config_map(opts),
         ),
         m(
-            "The x402 payment gate: Traefik forwardAuth endpoint /verify, metrics on /metrics.",
+            "The verifier's payment state (used payments, settlements in flight), kept across pod restarts.",
+            state_volume_claim(ns),
+        ),
+        m(
+            "The x402 payment gate: the paying proxy HTTPRoutes send buyers to (port 8080), Traefik forwardAuth /verify and /metrics (port 9090).",
             deployment(ns, &opts.image),
         ),
         m(
@@ -381,6 +385,22 @@ fn yaml_scalar(s: &str) -> String {
         .unwrap_or_else(|_| format!("{s:?}"))
 }
 
+/// The PersistentVolumeClaim of the verifier's payment-state file.
+const STATE_CLAIM: &str = "x402-verifier-state";
+const STATE_MOUNT: &str = "/var/lib/obol";
+
+fn state_volume_claim(ns: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": STATE_CLAIM, "namespace": ns, "labels": labels(VERIFIER)},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "256Mi"}},
+        },
+    })
+}
+
 fn deployment(ns: &str, image: &str) -> Value {
     let selector = json!({"app": VERIFIER});
     json!({
@@ -392,8 +412,10 @@ fn deployment(ns: &str, image: &str) -> Value {
             "labels": labels(VERIFIER),
         },
         "spec": {
-            // One replica: metrics are per pod, and a replay guard is per process.
+            // One replica with the embedded payment-state file (one writer: Recreate, never two
+            // pods on the file); several replicas need a shared store (--state redis://).
             "replicas": 1,
+            "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": labels(VERIFIER)},
@@ -406,6 +428,8 @@ fn deployment(ns: &str, image: &str) -> Value {
                         "runAsUser": 65532,
                         "runAsGroup": 65532,
                         "seccompProfile": {"type": "RuntimeDefault"},
+                        // The state volume is writable by the verifier's group.
+                        "fsGroup": 65532,
                     },
                     "containers": [{
                         "name": "verifier",
@@ -416,6 +440,7 @@ fn deployment(ns: &str, image: &str) -> Value {
                             "--route-source", "kube",
                             "--listen", format!(":{VERIFIER_PORT}"),
                             "--internal-listen", format!(":{VERIFIER_INTERNAL_PORT}"),
+                            "--state", format!("{STATE_MOUNT}/payment-state.redb"),
                         ],
                         "env": [
                             {"name": "OBOL_OFFERS_FILE", "value": format!("{PRICING_MOUNT}/pricing.yaml")},
@@ -448,10 +473,12 @@ fn deployment(ns: &str, image: &str) -> Value {
                         "volumeMounts": [
                             {"name": "pricing", "mountPath": PRICING_MOUNT, "readOnly": true},
                             {"name": "tmp", "mountPath": "/tmp"},
+                            {"name": "state", "mountPath": STATE_MOUNT},
                         ],
                     }],
                     "volumes": [
                         {"name": "pricing", "configMap": {"name": "x402-pricing", "optional": true}},
+                        {"name": "state", "persistentVolumeClaim": {"claimName": STATE_CLAIM}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
                     ],
                 },
@@ -774,9 +801,27 @@ mod tests {
                 "--listen",
                 ":8080",
                 "--internal-listen",
-                ":9090"
+                ":9090",
+                "--state",
+                "/var/lib/obol/payment-state.redb"
             ])
         );
+        // The payment state survives a pod restart: a claimed volume, one writer at a time.
+        assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
+        assert_eq!(d["spec"]["replicas"], 1);
+        let volumes = &d["spec"]["template"]["spec"]["volumes"];
+        assert!(
+            volumes
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["name"] == "state"
+                    && v["persistentVolumeClaim"]["claimName"] == "x402-verifier-state"),
+            "{volumes}"
+        );
+        let pvc = find(&docs, "PersistentVolumeClaim", "x402-verifier-state");
+        assert_eq!(pvc["metadata"]["namespace"], "pay");
+        assert_eq!(pvc["spec"]["accessModes"][0], "ReadWriteOnce");
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
         assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
         assert_eq!(

@@ -706,7 +706,14 @@ mod tests {
         assert_eq!(o.spec.payment.price.per_request.as_deref(), Some("0.01"));
         assert_eq!(o.spec.payment.network.as_deref(), Some("base-sepolia"));
         assert_eq!(o.spec.payment.pay_to.as_deref(), Some(PAY));
-        assert!(o.metadata.annotations.is_none());
+        // The gate is always written (proxy unless asked), nothing else.
+        assert_eq!(
+            o.metadata.annotations,
+            Some(std::collections::BTreeMap::from([(
+                GATE_ANNOTATION.to_string(),
+                "proxy".to_string()
+            )]))
+        );
         assert!(o.status.is_none());
     }
 

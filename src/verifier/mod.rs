@@ -52,8 +52,8 @@ use axum::routing::{any, get};
 
 use self::kube_source::KubeWatch;
 use self::metrics::Metrics;
-use self::store::{PaymentStore, StoreError, StoreSpec};
 use self::routes::{RouteSource, RouteTable, SourceKind, SourceState, Stamp};
+use self::store::{PaymentStore, StoreError, StoreSpec};
 pub use crate::daemon::ListenError;
 use crate::x402::facilitator::{FacilitatorClient, FacilitatorConfig};
 use crate::x402::networks::Registry;
@@ -220,7 +220,9 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         // requests get 503 payment_state_unavailable until it is back.
         let store = app.store.describe();
         let body = match app.store_error.load_full() {
-            None => serde_json::json!({"status": "ready", "paymentState": {"store": store, "ok": true}}),
+            None => {
+                serde_json::json!({"status": "ready", "paymentState": {"store": store, "ok": true}})
+            }
             Some(e) => serde_json::json!({
                 "status": "ready, degraded: the payment-state store does not answer; paid requests are refused (503) until it does",
                 "paymentState": {"store": store, "ok": false, "error": *e},

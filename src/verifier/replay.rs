@@ -8,7 +8,6 @@
 //! requirement) may resume a payment whose settlement outcome was unknown, so another
 //! authorization that reuses the nonce (for a dearer offer, or re-signed) buys nothing.
 
-
 use alloy_primitives::{Address, B256};
 
 /// What identifies one authorization.
@@ -56,17 +55,41 @@ mod tests {
 
     #[test]
     fn a_binding_covers_the_header_the_route_and_the_requirement() {
-        let b = Binding::of(b"header-a", "ns/cheap /services/cheap/*", "{\"amount\":\"1\"}");
+        let b = Binding::of(
+            b"header-a",
+            "ns/cheap /services/cheap/*",
+            "{\"amount\":\"1\"}",
+        );
         assert_eq!(
             b,
-            Binding::of(b"header-a", "ns/cheap /services/cheap/*", "{\"amount\":\"1\"}")
+            Binding::of(
+                b"header-a",
+                "ns/cheap /services/cheap/*",
+                "{\"amount\":\"1\"}"
+            )
         );
         for other in [
-            Binding::of(b"header-b", "ns/cheap /services/cheap/*", "{\"amount\":\"1\"}"),
-            Binding::of(b"header-a", "ns/dear /services/dear/*", "{\"amount\":\"1\"}"),
-            Binding::of(b"header-a", "ns/cheap /services/cheap/*", "{\"amount\":\"9\"}"),
+            Binding::of(
+                b"header-b",
+                "ns/cheap /services/cheap/*",
+                "{\"amount\":\"1\"}",
+            ),
+            Binding::of(
+                b"header-a",
+                "ns/dear /services/dear/*",
+                "{\"amount\":\"1\"}",
+            ),
+            Binding::of(
+                b"header-a",
+                "ns/cheap /services/cheap/*",
+                "{\"amount\":\"9\"}",
+            ),
             // Lengths are part of the digest: moving bytes between parts changes it.
-            Binding::of(b"header-an", "s/cheap /services/cheap/*", "{\"amount\":\"1\"}"),
+            Binding::of(
+                b"header-an",
+                "s/cheap /services/cheap/*",
+                "{\"amount\":\"1\"}",
+            ),
         ] {
             assert_ne!(b, other);
         }

@@ -257,10 +257,12 @@ async fn start(mode: Mode, settle_before_grant: bool) -> Harness {
         kube: None,
         state: super::store::StoreSpec::Memory,
     };
-    let v = tokio::task::spawn_blocking(move || Verifier::new(config, super::store::PaymentStore::memory()))
-        .await
-        .unwrap()
-        .unwrap();
+    let v = tokio::task::spawn_blocking(move || {
+        Verifier::new(config, super::store::PaymentStore::memory())
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let state = Arc::clone(&v.state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1073,10 +1075,12 @@ async fn not_ready_until_a_good_file_and_fail_closed() {
         kube: None,
         state: super::store::StoreSpec::Memory,
     };
-    let v = tokio::task::spawn_blocking(move || Verifier::new(config, super::store::PaymentStore::memory()))
-        .await
-        .unwrap()
-        .unwrap();
+    let v = tokio::task::spawn_blocking(move || {
+        Verifier::new(config, super::store::PaymentStore::memory())
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let state = Arc::clone(&v.state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

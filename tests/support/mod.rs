@@ -13,6 +13,7 @@
 //! - [`remote_signer`]: the stack's remote-signer (`remote_signer.py`, signing with cast).
 //! - [`traefik`]: real Traefik with a forwardAuth middleware in front of an upstream.
 //! - [`verifier`]: a recording upstream, payer/seller balances, one series of a scrape.
+//! - [`redis`]: a real `redis-server` for the shared payment-state store, stoppable.
 //! - [`oidc`]: npm `oidc-provider` (OpenID Connect issuer) and a driver for its sign-in forms.
 
 // Not every test file uses every helper.
@@ -25,6 +26,7 @@ pub mod oidc;
 pub mod paid_llm;
 pub mod payment;
 pub mod process;
+pub mod redis;
 pub mod remote_signer;
 pub mod traefik;
 pub mod verifier;

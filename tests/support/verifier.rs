@@ -180,6 +180,8 @@ pub enum SettleFault {
     Drop = 1,
     /// Forwarded (so it settles on chain), but the answer is replaced by a 502: lost.
     LoseAnswer = 2,
+    /// Held for 3 s, then forwarded (it settles on chain): time to kill the verifier.
+    Hold = 3,
 }
 
 /// A pass-through in front of a real facilitator that can fail `/settle` the ways a network
@@ -187,6 +189,7 @@ pub enum SettleFault {
 pub struct FaultyFacilitator {
     pub url: String,
     fault: Arc<std::sync::atomic::AtomicU8>,
+    settles: Arc<std::sync::atomic::AtomicUsize>,
     _server: ThreadServer,
 }
 
@@ -197,17 +200,26 @@ impl FaultyFacilitator {
         let real = real.trim_end_matches('/').to_string();
         let fault = Arc::new(std::sync::atomic::AtomicU8::new(0));
         let knob = Arc::clone(&fault);
+        let settles = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::clone(&settles);
         let server = ThreadServer::start(move || {
             let http = reqwest::Client::builder().no_proxy().build().unwrap();
             axum::Router::new().fallback(
                 move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
                     let (http, real, knob) = (http.clone(), real.clone(), Arc::clone(&knob));
-                    async move {
+                    let seen = Arc::clone(&seen);
+                    // On a task of its own: a settlement the verifier sent goes through even if
+                    // the verifier dies meanwhile (as a real facilitator's would).
+                    let forward = async move {
                         let fault = if uri.path().ends_with("/settle") {
+                            seen.fetch_add(1, Ordering::SeqCst);
                             knob.swap(SettleFault::None as u8, Ordering::SeqCst)
                         } else {
                             SettleFault::None as u8
                         };
+                        if fault == SettleFault::Hold as u8 {
+                            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                        }
                         if fault == SettleFault::Drop as u8 {
                             return (StatusCode::BAD_GATEWAY, "dropped").into_response();
                         }
@@ -224,6 +236,11 @@ impl FaultyFacilitator {
                             return (StatusCode::BAD_GATEWAY, "answer lost").into_response();
                         }
                         (status, [("content-type", "application/json")], bytes).into_response()
+                    };
+                    async move {
+                        tokio::spawn(forward)
+                            .await
+                            .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
                     }
                 },
             )
@@ -231,8 +248,14 @@ impl FaultyFacilitator {
         FaultyFacilitator {
             url: server.url.clone(),
             fault,
+            settles,
             _server: server,
         }
+    }
+
+    /// How many `/settle` requests arrived.
+    pub fn settles_seen(&self) -> usize {
+        self.settles.load(Ordering::SeqCst)
     }
 
     /// Applies `fault` to the next `/settle` only.
