@@ -354,12 +354,14 @@ routes:
     stripPrefix: /services/bench
 EOF
 
-start_verifier() { # NAME OFFERS [args...]: sets VPORT, VPID
+start_verifier() { # NAME OFFERS [args...]: sets VPORT, VPID. Its own state file unless --state.
     local name=$1 offers=$2
     shift 2
+    local state=(--state "$WORK/$name.redb")
+    case " $* " in *" --state "*) state=() ;; esac
     VPORT=$(free_port)
     "$BIN/obol" serve verifier --listen "127.0.0.1:$VPORT" --offers-file "$offers" \
-        --facilitator "$FAC" "$@" >"$WORK/$name.log" 2>&1 &
+        --facilitator "$FAC" "${state[@]}" "$@" >"$WORK/$name.log" 2>&1 &
     VPID=$!
     PIDS+=($VPID)
     wait_status "http://127.0.0.1:$VPORT/readyz" 200
@@ -369,6 +371,20 @@ start_verifier verifier "$WORK/offers.yaml" --mode both
 OURS="http://127.0.0.1:$VPORT"
 start_verifier verifier-sbg "$WORK/offers.yaml" --mode forward-auth --settle-before-grant
 OURS_SBG="http://127.0.0.1:$VPORT"
+# The paid proxy with the other payment-state stores: in memory, and a local redis-server.
+start_verifier verifier-mem "$WORK/offers.yaml" --mode proxy --state memory
+OURS_MEM="http://127.0.0.1:$VPORT"
+command -v redis-server >/dev/null || die "redis-server not installed: run scripts/setup-test-env.sh"
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+    >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+done
+start_verifier verifier-redis "$WORK/offers.yaml" --mode proxy --state "redis://127.0.0.1:$REDIS_PORT/0"
+OURS_REDIS="http://127.0.0.1:$VPORT"
 
 FWD=(-H 'X-Forwarded-Uri: /services/bench/v1/data' -H 'X-Forwarded-Host: seller.example' -H 'X-Forwarded-Proto: https')
 wait_status "$OURS/services/bench/v1/data" 402
@@ -407,6 +423,8 @@ FWD_HEADERS=('X-Forwarded-Uri: /services/bench/v1/data' 'X-Forwarded-Host: selle
 measure_paid ours_paid_fa "$OURS/verify" /verify /healthz 100000 "${FWD_HEADERS[@]}"
 measure_paid ours_paid_fa_sbg "$OURS_SBG/verify" /verify /healthz 60000 "${FWD_HEADERS[@]}"
 measure_paid ours_paid_proxy "$OURS/services/bench/v1/data" /services/bench/v1/data /healthz 60000
+measure_paid ours_paid_proxy_mem "$OURS_MEM/services/bench/v1/data" /services/bench/v1/data /healthz 60000
+measure_paid ours_paid_proxy_redis "$OURS_REDIS/services/bench/v1/data" /services/bench/v1/data /healthz 60000
 measure_paid express_paid "$EXPRESS/paid" /paid /free 10000
 
 # --- 3. 10,000 routes ---------------------------------------------------------------------------
@@ -565,13 +583,16 @@ SECTION="$WORK/section.md"
     echo "|---|---|---|---|---|---|---|"
     printf '| %s | %s | %s | %s | %s | %s | %s%% |\n' "(c) obol ForwardAuth \`/verify\` (verify only, the default)" "verify" "$(krps "${RPS[ours_paid_fa]}")" "$(ms "${P50[ours_paid_fa]}")" "$(ms "${P99[ours_paid_fa]}")" "$(ms "${MAXL[ours_paid_fa]}")" "${BGS[ours_paid_fa]}"
     printf '| %s | %s | %s | %s | %s | %s | %s%% |\n' "(c) obol ForwardAuth \`/verify --settle-before-grant\`" "verify + settle" "$(krps "${RPS[ours_paid_fa_sbg]}")" "$(ms "${P50[ours_paid_fa_sbg]}")" "$(ms "${P99[ours_paid_fa_sbg]}")" "$(ms "${MAXL[ours_paid_fa_sbg]}")" "${BGS[ours_paid_fa_sbg]}"
-    printf '| %s | %s | %s | %s | %s | %s | %s%% |\n' "(c) obol proxy (upstream = the hello server)" "verify + settle" "$(krps "${RPS[ours_paid_proxy]}")" "$(ms "${P50[ours_paid_proxy]}")" "$(ms "${P99[ours_paid_proxy]}")" "$(ms "${MAXL[ours_paid_proxy]}")" "${BGS[ours_paid_proxy]}"
+    printf '| %s | %s | %s | %s | %s | %s | %s%% |\n' "(c) obol proxy (upstream = the hello server), payment state in a file (the default)" "verify + settle" "$(krps "${RPS[ours_paid_proxy]}")" "$(ms "${P50[ours_paid_proxy]}")" "$(ms "${P99[ours_paid_proxy]}")" "$(ms "${MAXL[ours_paid_proxy]}")" "${BGS[ours_paid_proxy]}"
+    printf '| %s | %s | %s | %s | %s | %s | %s%% |\n' "(c) obol proxy, \`--state memory\`" "verify + settle" "$(krps "${RPS[ours_paid_proxy_mem]}")" "$(ms "${P50[ours_paid_proxy_mem]}")" "$(ms "${P99[ours_paid_proxy_mem]}")" "$(ms "${MAXL[ours_paid_proxy_mem]}")" "${BGS[ours_paid_proxy_mem]}"
+    printf '| %s | %s | %s | %s | %s | %s | %s%% |\n' "(c) obol proxy, \`--state redis://\` (local redis-server)" "verify + settle" "$(krps "${RPS[ours_paid_proxy_redis]}")" "$(ms "${P50[ours_paid_proxy_redis]}")" "$(ms "${P99[ours_paid_proxy_redis]}")" "$(ms "${MAXL[ours_paid_proxy_redis]}")" "${BGS[ours_paid_proxy_redis]}"
     printf '| %s | %s | %s | %s | %s | %s | %s%% |\n' "(b) \`@x402/express\` \`GET /paid\`" "verify + settle" "$(krps "$EP")" "$(ms "${P50[express_paid]}")" "$(ms "${P99[express_paid]}")" "$(ms "${MAXL[express_paid]}")" "${BGS[express_paid]}"
     echo
     echo "| target | result | |"
     echo "|---|---|---|"
     echo "| paid ForwardAuth throughput ≥ 3× (b) | $(ratio "${RPS[ours_paid_fa]}" "$EP")× (with \`--settle-before-grant\`: $(ratio "${RPS[ours_paid_fa_sbg]}" "$EP")×; proxy: $(ratio "${RPS[ours_paid_proxy]}" "$EP")×) | $(ok "${RPS[ours_paid_fa]} >= 3 * $EP") |"
     echo "| p99 beside both | ours $(ms "${P99[ours_paid_fa]}"), (b) $(ms "${P99[express_paid]}") | reported |"
+    echo "| paid proxy p99, file / Redis store against memory (full load) | +$(ms "$(( ${P99[ours_paid_proxy]} - ${P99[ours_paid_proxy_mem]} ))") / +$(ms "$(( ${P99[ours_paid_proxy_redis]} - ${P99[ours_paid_proxy_mem]} ))") | reported (issue target: ≤ 1 ms each at half peak) |"
     echo
     echo "wrk errors of the paid runs: ours \`/verify\` ${ERRS[ours_paid_fa]}; (b) ${ERRS[express_paid]}."
     echo
