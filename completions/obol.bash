@@ -1319,7 +1319,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__manifests)
-            opts="-n -v -h -V --namespace --image --chain --facilitator --wallet --no-monitoring --no-erpc --auth-refresher --verify-only --log-format --verbose --help --version"
+            opts="-n -v -h -V --namespace --image --chain --facilitator --wallet --no-monitoring --no-erpc --auth-refresher --verify-only --replicas --state --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1346,6 +1346,14 @@ _obol() {
                     return 0
                     ;;
                 --wallet)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --replicas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -398,6 +398,8 @@ complete -c obol -n "__fish_obol_using_subcommand manifests" -l image -d 'Contai
 complete -c obol -n "__fish_obol_using_subcommand manifests" -l chain -d '`chain` of the verifier\'s base config, for offers that name none' -r
 complete -c obol -n "__fish_obol_using_subcommand manifests" -l facilitator -d '`facilitatorURL` of the verifier\'s base config' -r
 complete -c obol -n "__fish_obol_using_subcommand manifests" -l wallet -d '`wallet` of the verifier\'s base config: payTo of offers that name none' -r
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l replicas -d 'Verifier replicas. More than one needs --state: replicas share the record of used payments through Redis (with a PodDisruptionBudget keeping one up)' -r
+complete -c obol -n "__fish_obol_using_subcommand manifests" -l state -d 'A shared payment-state store for the verifier, `redis://[user:password@]host:6379/0` or `rediss://…` (TLS), written into the Secret x402-verifier-state (never into the Deployment). Without it: one replica with its state file on a PersistentVolumeClaim' -r
 complete -c obol -n "__fish_obol_using_subcommand manifests" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c obol -n "__fish_obol_using_subcommand manifests" -l no-monitoring -d 'Leave out ServiceMonitor, PodMonitor and PrometheusRule (no prometheus-operator)'

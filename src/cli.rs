@@ -1182,6 +1182,22 @@ pub struct ManifestsArgs {
     /// upstream succeeded.
     #[arg(long)]
     pub verify_only: bool,
+
+    /// Verifier replicas. More than one needs --state: replicas share the record of used
+    /// payments through Redis (with a PodDisruptionBudget keeping one up).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub replicas: u16,
+
+    /// A shared payment-state store for the verifier, `redis://[user:password@]host:6379/0` or
+    /// `rediss://…` (TLS), written into the Secret x402-verifier-state (never into the
+    /// Deployment). Without it: one replica with its state file on a PersistentVolumeClaim.
+    #[arg(
+        long,
+        value_name = "redis://…",
+        env = "OBOL_MANIFESTS_STATE",
+        hide_env_values = true
+    )]
+    pub state: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

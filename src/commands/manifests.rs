@@ -17,6 +17,8 @@ pub fn run(args: ManifestsArgs) -> anyhow::Result<()> {
         erpc: !args.no_erpc,
         auth_refresher: args.auth_refresher,
         verify_only: args.verify_only,
+        replicas: args.replicas,
+        state: args.state.filter(|s| !s.trim().is_empty()),
     };
     let text = manifests::render_yaml(&opts).map_err(|e| {
         let hint = match &e {
@@ -24,6 +26,10 @@ pub fn run(args: ManifestsArgs) -> anyhow::Result<()> {
             ManifestError::Image(_) => "use e.g. --image ghcr.io/obolnetwork/obol:0.1.0",
             ManifestError::Wallet(_) => "pass the payTo address, e.g. --wallet 0xAbC...",
             ManifestError::Rules(_) => "this is a bug in obol; please report it",
+            ManifestError::State(_) => "use e.g. --state redis://:PASSWORD@redis.x402:6379/0",
+            ManifestError::Replicas(_) => {
+                "add --state redis://HOST:6379/0 (a Redis or Valkey all replicas reach), or use --replicas 1"
+            }
         };
         Hinted::error(e.to_string(), hint)
     })?;

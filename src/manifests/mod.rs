@@ -89,6 +89,11 @@ pub struct ManifestOptions {
     pub auth_refresher: bool,
     /// `verifyOnly: true` in the base config: forward-auth offers are granted without payment.
     pub verify_only: bool,
+    /// Verifier replicas (more than one needs `state`).
+    pub replicas: u16,
+    /// A shared payment-state store (`redis://…`, `rediss://…`), put in a Secret; `None`: the
+    /// embedded file on a PersistentVolumeClaim.
+    pub state: Option<String>,
 }
 
 impl Default for ManifestOptions {
@@ -103,6 +108,8 @@ impl Default for ManifestOptions {
             erpc: true,
             auth_refresher: false,
             verify_only: false,
+            replicas: 1,
+            state: None,
         }
     }
 }
@@ -123,6 +130,12 @@ pub enum ManifestError {
     Wallet(String),
     #[error("the built-in rules file is not valid YAML with `groups`: {0}")]
     Rules(String),
+    #[error("--state must be a redis:// or rediss:// URL ({0})")]
+    State(String),
+    #[error(
+        "--replicas {0} needs a shared payment-state store: replicas on one file would each keep their own record of used payments"
+    )]
+    Replicas(u16),
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -157,6 +170,18 @@ pub fn objects(opts: &ManifestOptions) -> Result<Vec<Manifest>, ManifestError> {
     {
         return Err(ManifestError::Wallet(w.clone()));
     }
+    let shared = match &opts.state {
+        None => false,
+        Some(url) => match crate::verifier::store::StoreSpec::parse(url) {
+            Ok(crate::verifier::store::StoreSpec::Redis(_)) => true,
+            Ok(other) => return Err(ManifestError::State(format!("got {other}"))),
+            // The message names what is wrong, never the URL (it may hold a password).
+            Err(e) => return Err(ManifestError::State(e.to_string())),
+        },
+    };
+    if opts.replicas == 0 || (opts.replicas > 1 && !shared) {
+        return Err(ManifestError::Replicas(opts.replicas));
+    }
     let m = |comment, object| Manifest {
         comment,
         object,
@@ -180,13 +205,31 @@ pub fn objects(opts: &ManifestOptions) -> Result<Vec<Manifest>, ManifestError> {
             "Base config of the verifier (chain, facilitator, wallet); routes come from ServiceOffers.",
             pricing_config_map(opts),
         ),
-        m(
+    ]);
+    let mut verifier = deployment(ns, &opts.image);
+    match &opts.state {
+        None => out.push(m(
             "The verifier's payment state (used payments, settlements in flight), kept across pod restarts.",
             state_volume_claim(ns),
-        ),
+        )),
+        Some(url) => {
+            shared_state(&mut verifier, opts.replicas);
+            out.push(m(
+                "The URL of the payment-state store the verifier replicas share (may hold its password).",
+                state_secret(ns, url),
+            ));
+            if opts.replicas > 1 {
+                out.push(m(
+                    "Keeps one verifier serving through voluntary disruptions (node drains).",
+                    disruption_budget(ns),
+                ));
+            }
+        }
+    }
+    out.extend([
         m(
             "The x402 payment gate: the paying proxy HTTPRoutes send buyers to (port 8080), Traefik forwardAuth /verify and /metrics (port 9090).",
-            deployment(ns, &opts.image),
+            verifier,
         ),
         m(
             "Port http (8080): the paying proxy. Port internal (9090): forwardAuth /verify (what Traefik's Middlewares call: http://x402-verifier.<ns>.svc:9090/verify) and /metrics; never route buyers to it.",
@@ -399,6 +442,54 @@ fn state_volume_claim(ns: &str) -> Value {
             "resources": {"requests": {"storage": "256Mi"}},
         },
     })
+}
+
+/// The Secret holding `--state` for the replicas (`OBOL_STATE`).
+const STATE_SECRET: &str = "x402-verifier-state";
+
+fn state_secret(ns: &str, url: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": STATE_SECRET, "namespace": ns, "labels": labels(VERIFIER)},
+        "type": "Opaque",
+        "stringData": {"url": url},
+    })
+}
+
+fn disruption_budget(ns: &str) -> Value {
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": VERIFIER, "namespace": ns, "labels": labels(VERIFIER)},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": VERIFIER}}},
+    })
+}
+
+/// Turns the one-replica Deployment with the state file into `replicas` sharing the store named
+/// by the Secret: no state volume, `OBOL_STATE` from the Secret, rolling updates.
+fn shared_state(d: &mut Value, replicas: u16) {
+    d["spec"]["replicas"] = json!(replicas);
+    d["spec"]["strategy"] = json!({"type": "RollingUpdate"});
+    let pod = &mut d["spec"]["template"]["spec"];
+    if let Some(v) = pod["volumes"].as_array_mut() {
+        v.retain(|v| v["name"] != "state");
+    }
+    let c = &mut pod["containers"][0];
+    if let Some(m) = c["volumeMounts"].as_array_mut() {
+        m.retain(|m| m["name"] != "state");
+    }
+    if let Some(args) = c["args"].as_array_mut()
+        && let Some(i) = args.iter().position(|a| a == "--state")
+    {
+        args.drain(i..i + 2);
+    }
+    if let Some(env) = c["env"].as_array_mut() {
+        env.push(json!({
+            "name": "OBOL_STATE",
+            "valueFrom": {"secretKeyRef": {"name": STATE_SECRET, "key": "url"}},
+        }));
+    }
 }
 
 fn deployment(ns: &str, image: &str) -> Value {
@@ -965,7 +1056,57 @@ mod tests {
         let p: Value = serde_yaml_ng::from_str(&text).unwrap();
         assert_eq!(p["verifyOnly"], true, "only when asked for");
 
+        // Replicas share a Redis, named in a Secret, never in the Deployment.
+        let url = "redis://:s3cret@redis.x402:6379/0";
+        let docs = objects(&ManifestOptions {
+            replicas: 3,
+            state: Some(url.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let d = find(&docs, "Deployment", VERIFIER);
+        assert_eq!(d["spec"]["replicas"], 3);
+        assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+        assert!(!d.to_string().contains("s3cret"), "{d}");
+        assert!(!d.to_string().contains("payment-state.redb"), "{d}");
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert!(
+            c["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == "OBOL_STATE"
+                    && e["valueFrom"]["secretKeyRef"]["name"] == "x402-verifier-state"),
+            "{c}"
+        );
+        assert_eq!(
+            find(&docs, "Secret", "x402-verifier-state")["stringData"]["url"],
+            url
+        );
+        assert_eq!(
+            find(&docs, "PodDisruptionBudget", VERIFIER)["spec"]["minAvailable"],
+            1
+        );
+        assert!(
+            !docs
+                .iter()
+                .any(|d| d.object["kind"] == "PersistentVolumeClaim")
+        );
+
         let bad = |o: ManifestOptions| objects(&o).unwrap_err();
+        assert!(matches!(
+            bad(ManifestOptions {
+                replicas: 2,
+                ..Default::default()
+            }),
+            ManifestError::Replicas(2)
+        ));
+        let e = bad(ManifestOptions {
+            state: Some("http://:hunter2@x:1".into()),
+            ..Default::default()
+        });
+        assert!(matches!(e, ManifestError::State(_)), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(matches!(
             bad(ManifestOptions {
                 namespace: "X402".into(),
