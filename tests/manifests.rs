@@ -174,6 +174,7 @@ fn the_stream_has_every_object_in_apply_order() {
         ("ClusterRole", "", "x402-verifier"),
         ("ClusterRoleBinding", "", "x402-verifier"),
         ("ConfigMap", "x402", "x402-pricing"),
+        ("PersistentVolumeClaim", "x402", "x402-verifier-state"),
         ("Deployment", "x402", "x402-verifier"),
         ("Service", "x402", "x402-verifier"),
         ("Namespace", "", "llm"),
@@ -204,21 +205,21 @@ fn the_stream_has_every_object_in_apply_order() {
 
     // Service x402-verifier: 8080 the proxy, 9090 the internal listener (forwardAuth, metrics);
     // monitors as kube-prometheus-stack selects them, scraping the internal port.
-    let svc = &docs[8];
+    let svc = &docs[9];
     assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
     assert_eq!(svc["spec"]["ports"][1]["port"], 9090);
-    let sm = &docs[13];
+    let sm = &docs[14];
     assert_eq!(sm["metadata"]["labels"]["release"], "monitoring");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "internal");
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(sm["spec"]["endpoints"][0]["interval"], "30s");
-    let pm = &docs[14];
+    let pm = &docs[15];
     assert_eq!(pm["spec"]["selector"]["matchLabels"]["app"], "x402-buyer");
     assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["port"], "buyer-http");
 
     // The RoleBindings bind the Role they are named after.
-    assert_eq!(docs[12]["roleRef"]["name"], "x402-buyer");
-    assert_eq!(docs[20]["roleRef"]["name"], "oauth-token-writer");
+    assert_eq!(docs[13]["roleRef"]["name"], "x402-buyer");
+    assert_eq!(docs[21]["roleRef"]["name"], "oauth-token-writer");
 }
 
 #[test]
