@@ -270,7 +270,15 @@ pub fn load(path: &Path) -> Result<PricingConfig, FileError> {
 
 /// Serialises the offers to YAML text.
 pub fn to_yaml(cfg: &PricingConfig) -> Result<String, FileError> {
-    serde_yaml_ng::to_string(cfg).map_err(|e| FileError::Serialise(e.to_string()))
+    let text = serde_yaml_ng::to_string(cfg).map_err(|e| FileError::Serialise(e.to_string()))?;
+    // The emitter and the parser disagree on some characters (U+2029 in a block scalar, found
+    // by fuzzing): never write a file that would not read back.
+    if parse(&text, Path::new("offers file")).is_err() {
+        return Err(FileError::Serialise(
+            "a value holds characters the offers file cannot store (e.g. U+2028/U+2029 line separators)".into(),
+        ));
+    }
+    Ok(text)
 }
 
 /// Writes the offers file atomically: a temporary file in the same directory, written,
