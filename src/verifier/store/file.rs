@@ -1,15 +1,16 @@
 //! `--state <path>`: an embedded [redb] file, the default for one verifier process.
 //!
 //! - redb locks the file: a second verifier opening it gets [`StoreError::InUse`].
-//! - Every state change is one committed write transaction (redb's default durability,
-//!   `Immediate`: fsynced before `commit` returns), so a change is on disk before the call
-//!   that made it returns.
+//! - Every state change is committed (redb's default durability, `Immediate`: fsynced before
+//!   `commit` returns) before the call that made it returns. Changes go through one writer
+//!   thread that commits what is queued together (group commit): under load one fsync serves
+//!   many requests, and each request still waits for its own change to be on disk.
 //! - Opening recovers from a verifier that died with claims open: in-flight entries are
 //!   removed (nothing was sent for them), settling entries become unsettled (a settlement may
 //!   have been broadcast).
 //!
-//! The functions here block (file I/O, fsync, redb's single-writer lock); `PaymentStore` runs
-//! them on tokio's blocking pool.
+//! Writes are queued to the writer thread and answered through a oneshot channel; `check`
+//! (a read transaction) blocks and runs on tokio's blocking pool.
 //!
 //! Layout: one table `payments`, key = chain id (8 bytes, big endian) ‖ asset (20) ‖ from (20) ‖
 //! nonce (32); value = the fixed little layout of [`encode`], starting with a format byte so
@@ -18,9 +19,11 @@
 use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
 
 use alloy_primitives::B256;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
 
 use super::super::replay::{Binding, ReplayKey, Replayed};
 use super::StoreError;
@@ -38,21 +41,85 @@ const KEY_LEN: usize = 8 + 20 + 20 + 32;
 const FORMAT_1: u8 = 1;
 const VALUE_LEN: usize = 107;
 
+/// The most changes one transaction (one fsync) carries.
+const MAX_BATCH: usize = 512;
+
+type Table<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+
+/// The open file: its database, shared with the writer thread, and the writer's queue.
+/// Dropping it stops the writer and waits for it, so the file is unlocked when drop returns.
 #[derive(Debug)]
 pub(super) struct FileStore {
+    file: Arc<File>,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The database and its path (for messages).
+#[derive(Debug)]
+struct File {
     db: Database,
     path: PathBuf,
 }
 
-/// Whether a write transaction changed something worth committing.
-enum Write {
-    Commit,
-    Discard,
+/// One change for the writer thread, and where its answer goes.
+#[derive(Debug)]
+struct Job {
+    work: Work,
+    answer: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+#[derive(Debug)]
+enum Work {
+    Claim(ClaimRequest),
+    Settling(ReplayKey, Owner),
+    Finish(ReplayKey, Owner, Outcome),
+    Prune(u64),
+}
+
+#[derive(Debug)]
+enum Done {
+    Claim(Result<Granted, Replayed>),
+    Changed,
+    Pruned(usize),
+}
+
+/// An answer of the writer thread on its way (see [`FileStore::finish_later`]).
+pub(super) struct Pending(oneshot::Receiver<Result<Done, StoreError>>);
+
+impl Pending {
+    pub async fn wait(self) -> Result<(), StoreError> {
+        changed(received(self.0.await))
+    }
+
+    /// Outside a runtime only.
+    pub fn wait_blocking(self) -> Result<(), StoreError> {
+        changed(received(self.0.blocking_recv()))
+    }
+}
+
+fn received(
+    answer: Result<Result<Done, StoreError>, oneshot::error::RecvError>,
+) -> Result<Done, StoreError> {
+    answer.map_err(|_| StoreError::Task("the payment-state file's writer stopped".to_string()))?
+}
+
+fn unexpected(done: Done) -> StoreError {
+    StoreError::Task(format!(
+        "the payment-state file's writer gave an unexpected answer ({done:?})"
+    ))
+}
+
+fn changed(done: Result<Done, StoreError>) -> Result<(), StoreError> {
+    match done? {
+        Done::Changed => Ok(()),
+        other => Err(unexpected(other)),
+    }
 }
 
 impl FileStore {
     /// Opens (creating it, mode 0600, and its parent directories, mode 0700) and recovers the
-    /// file at `path`. Blocking.
+    /// file at `path`, then starts its writer thread. Blocking.
     pub fn open(path: &Path) -> Result<FileStore, StoreError> {
         let failed = |detail: String| StoreError::File {
             path: path.to_path_buf(),
@@ -73,11 +140,11 @@ impl FileStore {
                     "it is not a payment-state file this verifier can open ({other}); move it aside or give another --state path"
                 )),
             })?;
-        let store = FileStore {
+        let file = Arc::new(File {
             db,
             path: path.to_path_buf(),
-        };
-        let (released, unsettled) = store.recover()?;
+        });
+        let (released, unsettled) = file.transaction(|batch| file.recover(batch))??;
         if released + unsettled > 0 {
             tracing::warn!(
                 state = %path.display(),
@@ -86,9 +153,101 @@ impl FileStore {
                 "payment-state file: claims left open by a stopped verifier were recovered (in flight: released; settling: kept as unsettled, retryable by the same payment only)"
             );
         }
-        Ok(store)
+        let (jobs, queue) = mpsc::channel();
+        let writer = {
+            let file = Arc::clone(&file);
+            std::thread::Builder::new()
+                .name("obol-payment-state".to_string())
+                .spawn(move || file.write_queued(queue))
+                .map_err(|e| failed(format!("cannot start its writer thread: {e}")))?
+        };
+        Ok(FileStore {
+            file,
+            jobs: Some(jobs),
+            writer: Some(writer),
+        })
     }
 
+    fn submit(&self, work: Work) -> Pending {
+        let (answer, pending) = oneshot::channel();
+        if let Some(jobs) = &self.jobs {
+            // A stopped writer drops the job, and with it `answer`: `Pending` says so.
+            let _ = jobs.send(Job { work, answer });
+        }
+        Pending(pending)
+    }
+
+    pub async fn claim(
+        &self,
+        request: ClaimRequest,
+    ) -> Result<Result<Granted, Replayed>, StoreError> {
+        match received(self.submit(Work::Claim(request)).0.await)? {
+            Done::Claim(granted) => Ok(granted),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn settling(&self, key: ReplayKey, owner: Owner) -> Result<(), StoreError> {
+        self.submit(Work::Settling(key, owner)).wait().await
+    }
+
+    pub async fn finish(
+        &self,
+        key: ReplayKey,
+        owner: Owner,
+        outcome: Outcome,
+    ) -> Result<(), StoreError> {
+        self.finish_later(key, owner, outcome).wait().await
+    }
+
+    /// Queues the end of a claim; the change is made whether or not the answer is awaited.
+    pub fn finish_later(&self, key: ReplayKey, owner: Owner, outcome: Outcome) -> Pending {
+        self.submit(Work::Finish(key, owner, outcome))
+    }
+
+    pub async fn prune(&self, now: u64) -> Result<usize, StoreError> {
+        match received(self.submit(Work::Prune(now)).0.await)? {
+            Done::Pruned(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A read transaction: the file is open and readable (writes are checked by every claim).
+    /// Blocking.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let txn = self
+            .file
+            .db
+            .begin_read()
+            .map_err(|e| self.file.failed("starting a read", e))?;
+        match txn.open_table(PAYMENTS) {
+            Ok(_) | Err(redb::TableError::TableDoesNotExist(_)) => Ok(()),
+            Err(e) => Err(self.file.failed("opening the payments table", e)),
+        }
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer once it has written what was queued; joining it
+        // closes the database (the last reference) and unlocks the file.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The one write transaction of a batch, and what happened in it.
+struct Batch<'t> {
+    table: Table<'t>,
+    changed: bool,
+    /// A read or write of the file that failed: the transaction is not committed, and every
+    /// change in it is answered with this error.
+    fault: std::cell::Cell<Option<StoreError>>,
+}
+
+impl File {
     fn failed(&self, what: &str, err: impl std::fmt::Display) -> StoreError {
         StoreError::File {
             path: self.path.clone(),
@@ -98,6 +257,13 @@ impl FileStore {
         }
     }
 
+    /// A failed read or write inside `batch`: recorded, so the batch is not committed.
+    fn fault(&self, batch: &Batch<'_>, what: &str, err: impl std::fmt::Display) -> StoreError {
+        let fault = self.failed(what, err);
+        batch.fault.set(Some(fault.clone()));
+        fault
+    }
+
     fn unreadable(&self, detail: String) -> StoreError {
         StoreError::Unreadable {
             store: format!("file {}", self.path.display()),
@@ -105,39 +271,87 @@ impl FileStore {
         }
     }
 
-    /// One write transaction on the payments table; committed (durably) only when `change`
-    /// says so, so a refused claim costs no fsync.
-    fn update<T>(
-        &self,
-        change: impl FnOnce(
-            &mut redb::Table<'_, &'static [u8], &'static [u8]>,
-        ) -> Result<(T, Write), StoreError>,
-    ) -> Result<T, StoreError> {
+    /// The writer thread: takes what is queued (up to [`MAX_BATCH`] changes), applies it in
+    /// order in one transaction, commits it, then answers each change. Ends when the queue is
+    /// closed and empty.
+    fn write_queued(&self, queue: mpsc::Receiver<Job>) {
+        while let Ok(first) = queue.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            let (works, answers): (Vec<Work>, Vec<_>) =
+                jobs.into_iter().map(|job| (job.work, job.answer)).unzip();
+            let done = self.transaction(|batch| {
+                works
+                    .into_iter()
+                    .map(|work| self.apply(batch, work))
+                    .collect::<Vec<_>>()
+            });
+            match done {
+                Ok(done) => {
+                    for (answer, done) in answers.into_iter().zip(done) {
+                        let _ = answer.send(done);
+                    }
+                }
+                Err(e) => {
+                    for answer in answers {
+                        let _ = answer.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&self, batch: &mut Batch<'_>, work: Work) -> Result<Done, StoreError> {
+        match work {
+            Work::Claim(request) => self.claim(batch, &request).map(Done::Claim),
+            Work::Settling(key, owner) => self.settling(batch, &key, owner).map(|()| Done::Changed),
+            Work::Finish(key, owner, outcome) => self
+                .finish(batch, &key, owner, outcome)
+                .map(|()| Done::Changed),
+            Work::Prune(now) => self.prune(batch, now).map(Done::Pruned),
+        }
+    }
+
+    /// Runs `work` in one write transaction, committed (durably) only when something changed,
+    /// so a batch of refused claims costs no fsync; not committed at all when a write failed.
+    fn transaction<T>(&self, work: impl FnOnce(&mut Batch<'_>) -> T) -> Result<T, StoreError> {
         let txn = self
             .db
             .begin_write()
             .map_err(|e| self.failed("starting a write", e))?;
-        let (result, write) = {
-            let mut table = txn
+        let (result, changed, fault) = {
+            let table = txn
                 .open_table(PAYMENTS)
                 .map_err(|e| self.failed("opening the payments table", e))?;
-            change(&mut table)?
+            let mut batch = Batch {
+                table,
+                changed: false,
+                fault: std::cell::Cell::new(None),
+            };
+            let result = work(&mut batch);
+            (result, batch.changed, batch.fault.into_inner())
         };
-        match write {
-            Write::Commit => txn.commit().map_err(|e| self.failed("committing", e))?,
-            Write::Discard => txn.abort().map_err(|e| self.failed("aborting", e))?,
+        if let Some(fault) = fault {
+            let _ = txn.abort();
+            return Err(fault);
+        }
+        match changed {
+            true => txn.commit().map_err(|e| self.failed("committing", e))?,
+            false => txn.abort().map_err(|e| self.failed("aborting", e))?,
         }
         Ok(result)
     }
 
-    fn read(
-        &self,
-        table: &redb::Table<'_, &'static [u8], &'static [u8]>,
-        key: &[u8; KEY_LEN],
-    ) -> Result<Option<Entry>, StoreError> {
-        let value = table
+    fn read(&self, batch: &Batch<'_>, key: &[u8; KEY_LEN]) -> Result<Option<Entry>, StoreError> {
+        let value = batch
+            .table
             .get(key.as_slice())
-            .map_err(|e| self.failed("reading", e))?;
+            .map_err(|e| self.fault(batch, "reading", e))?;
         value
             .map(|v| decode(v.value()).map_err(|detail| self.unreadable(detail)))
             .transpose()
@@ -145,127 +359,110 @@ impl FileStore {
 
     fn write(
         &self,
-        table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+        batch: &mut Batch<'_>,
         key: &[u8; KEY_LEN],
         entry: Option<&Entry>,
     ) -> Result<(), StoreError> {
         let result = match entry {
-            Some(entry) => table
+            Some(entry) => batch
+                .table
                 .insert(key.as_slice(), encode(entry).as_slice())
                 .map(drop),
-            None => table.remove(key.as_slice()).map(drop),
+            None => batch.table.remove(key.as_slice()).map(drop),
         };
-        result.map_err(|e| self.failed("writing", e))
+        result.map_err(|e| self.fault(batch, "writing", e))?;
+        batch.changed = true;
+        Ok(())
     }
 
-    pub fn claim(&self, request: &ClaimRequest) -> Result<Result<Granted, Replayed>, StoreError> {
-        let key = encode_key(&request.key);
-        self.update(|table| {
-            let existing = self.read(table, &key)?;
-            match entry::claim(existing.as_ref(), request) {
-                Ok((entry, granted)) => {
-                    self.write(table, &key, Some(&entry))?;
-                    Ok((Ok(granted), Write::Commit))
-                }
-                Err(replayed) => Ok((Err(replayed), Write::Discard)),
-            }
-        })
-    }
-
-    pub fn settling(&self, key: &ReplayKey, owner: Owner) -> Result<(), StoreError> {
-        let key = encode_key(key);
-        self.update(|table| {
-            let existing = self.read(table, &key)?;
-            let entry = entry::settling(existing.as_ref(), owner).map_err(lost)?;
-            // A retry of an unsettled payment is settling already: nothing to write.
-            if existing == Some(entry) {
-                return Ok(((), Write::Discard));
-            }
-            self.write(table, &key, Some(&entry))?;
-            Ok(((), Write::Commit))
-        })
-    }
-
-    pub fn finish(
+    fn claim(
         &self,
+        batch: &mut Batch<'_>,
+        request: &ClaimRequest,
+    ) -> Result<Result<Granted, Replayed>, StoreError> {
+        let key = encode_key(&request.key);
+        let existing = self.read(batch, &key)?;
+        match entry::claim(existing.as_ref(), request) {
+            Ok((entry, granted)) => {
+                self.write(batch, &key, Some(&entry))?;
+                Ok(Ok(granted))
+            }
+            Err(replayed) => Ok(Err(replayed)),
+        }
+    }
+
+    fn settling(
+        &self,
+        batch: &mut Batch<'_>,
+        key: &ReplayKey,
+        owner: Owner,
+    ) -> Result<(), StoreError> {
+        let key = encode_key(key);
+        let existing = self.read(batch, &key)?;
+        let entry = entry::settling(existing.as_ref(), owner).map_err(lost)?;
+        // A retry of an unsettled payment is settling already: nothing to write.
+        if existing == Some(entry) {
+            return Ok(());
+        }
+        self.write(batch, &key, Some(&entry))
+    }
+
+    fn finish(
+        &self,
+        batch: &mut Batch<'_>,
         key: &ReplayKey,
         owner: Owner,
         outcome: Outcome,
     ) -> Result<(), StoreError> {
         let key = encode_key(key);
-        self.update(|table| {
-            let existing = self.read(table, &key)?;
-            let entry = entry::finish(existing.as_ref(), owner, outcome).map_err(lost)?;
-            self.write(table, &key, entry.as_ref())?;
-            Ok(((), Write::Commit))
-        })
+        let existing = self.read(batch, &key)?;
+        let entry = entry::finish(existing.as_ref(), owner, outcome).map_err(lost)?;
+        self.write(batch, &key, entry.as_ref())
     }
 
-    pub fn prune(&self, now: u64) -> Result<usize, StoreError> {
-        self.update(|table| {
-            let expired = self.keys_where(table, |e| e.is_expired(now))?;
-            for key in &expired {
-                self.write(table, key, None)?;
-            }
-            let write = if expired.is_empty() {
-                Write::Discard
-            } else {
-                Write::Commit
-            };
-            Ok((expired.len(), write))
-        })
-    }
-
-    /// A read transaction: the file is open and readable (writes are checked by every claim).
-    pub fn check(&self) -> Result<(), StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| self.failed("starting a read", e))?;
-        match txn.open_table(PAYMENTS) {
-            Ok(_) | Err(redb::TableError::TableDoesNotExist(_)) => Ok(()),
-            Err(e) => Err(self.failed("opening the payments table", e)),
+    fn prune(&self, batch: &mut Batch<'_>, now: u64) -> Result<usize, StoreError> {
+        let expired = self.keys_where(batch, |e| e.is_expired(now))?;
+        for key in &expired {
+            self.write(batch, key, None)?;
         }
+        Ok(expired.len())
     }
 
     /// Applies [`entry::recover_after_restart`] to every open claim; returns how many were
     /// released and how many became unsettled.
-    fn recover(&self) -> Result<(usize, usize), StoreError> {
-        self.update(|table| {
-            let open = self.keys_where(table, |e| {
-                matches!(e.state, State::InFlight | State::Settling)
-            })?;
-            let (mut released, mut unsettled) = (0, 0);
-            for key in &open {
-                let Some(entry) = self.read(table, key)? else {
-                    continue;
-                };
-                let recovered = entry::recover_after_restart(&entry);
-                match recovered {
-                    None => released += 1,
-                    Some(_) => unsettled += 1,
-                }
-                self.write(table, key, recovered.as_ref())?;
-            }
-            let write = if open.is_empty() {
-                Write::Discard
-            } else {
-                Write::Commit
+    fn recover(&self, batch: &mut Batch<'_>) -> Result<(usize, usize), StoreError> {
+        let open = self.keys_where(batch, |e| {
+            matches!(e.state, State::InFlight | State::Settling)
+        })?;
+        let (mut released, mut unsettled) = (0, 0);
+        for key in &open {
+            let Some(entry) = self.read(batch, key)? else {
+                continue;
             };
-            Ok(((released, unsettled), write))
-        })
+            let recovered = entry::recover_after_restart(&entry);
+            match recovered {
+                None => released += 1,
+                Some(_) => unsettled += 1,
+            }
+            self.write(batch, key, recovered.as_ref())?;
+        }
+        Ok((released, unsettled))
     }
 
     /// The keys of the entries matching `pred`. Any unreadable entry is an error: a file this
     /// verifier does not fully understand is not one it may prune or recover.
     fn keys_where(
         &self,
-        table: &redb::Table<'_, &'static [u8], &'static [u8]>,
+        batch: &Batch<'_>,
         pred: impl Fn(&Entry) -> bool,
     ) -> Result<Vec<[u8; KEY_LEN]>, StoreError> {
         let mut keys = Vec::new();
-        for item in table.iter().map_err(|e| self.failed("listing", e))? {
-            let (key, value) = item.map_err(|e| self.failed("listing", e))?;
+        for item in batch
+            .table
+            .iter()
+            .map_err(|e| self.fault(batch, "listing", e))?
+        {
+            let (key, value) = item.map_err(|e| self.fault(batch, "listing", e))?;
             let entry = decode(value.value()).map_err(|detail| self.unreadable(detail))?;
             if pred(&entry) {
                 let key: [u8; KEY_LEN] = key.value().try_into().map_err(|_| {

@@ -1,10 +1,10 @@
 //! The payment-state store: one payment, one service, across restarts and replicas.
 //!
 //! It keeps, per authorization [`ReplayKey`] `(chain, asset, from, nonce)`, what the verifier
-//! did with it, so that a payment buys exactly one service, once. It replaces the in-memory
-//! [`ReplayGuard`](super::replay::ReplayGuard) with the same rules, made durable (`--state
-//! <file>`) or shared between replicas (`--state redis://…`). When the store cannot tell, the
-//! answer is an error and the gate grants nothing.
+//! did with it, so that a payment buys exactly one service, once: in this process's memory,
+//! durably (`--state <file>`) or shared between replicas (`--state redis://…`), with the same
+//! rules in each. When the store cannot tell, the answer is an error and the gate grants
+//! nothing.
 //!
 //! # State machine (per key)
 //!
@@ -50,7 +50,8 @@
 //!
 //! - `memory`: this process only, forgotten on restart (tests, throwaway runs).
 //! - a file path: an embedded [redb](https://www.redb.org) file for one verifier process;
-//!   every change is committed (fsynced) before the call returns; a second verifier on the
+//!   every change is committed (fsynced) before the call returns, changes queued together
+//!   sharing one commit; a second verifier on the
 //!   same file is refused; on open, entries a dead process left in flight are removed (nothing
 //!   was sent) and settling ones become unsettled (a settlement may have been broadcast).
 //! - `redis://` / `rediss://` (TLS): shared by replicas. One hash per authorization at
@@ -192,13 +193,7 @@ impl PaymentStore {
         };
         let (granted, renewal): (Granted, Option<Renewal>) = match &self.backend {
             Backend::Memory(memory) => (memory.claim(&request)?, None),
-            Backend::File(file) => {
-                let file = Arc::clone(file);
-                let granted = tokio::task::spawn_blocking(move || file.claim(&request))
-                    .await
-                    .map_err(StoreError::from)???;
-                (granted, None)
-            }
+            Backend::File(file) => (file.claim(request).await??, None),
             Backend::Redis(redis) => {
                 let granted = redis.claim(&request).await?;
                 (granted, RedisStore::keep_leased(redis, key, request.owner))
@@ -234,10 +229,7 @@ impl PaymentStore {
     pub async fn prune(&self, now: u64) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Memory(memory) => Ok(memory.prune(now)),
-            Backend::File(file) => {
-                let file = Arc::clone(file);
-                tokio::task::spawn_blocking(move || file.prune(now)).await?
-            }
+            Backend::File(file) => file.prune(now).await,
             Backend::Redis(_) => Ok(0),
         }
     }
@@ -245,10 +237,7 @@ impl PaymentStore {
     async fn settling(&self, key: &ReplayKey, owner: Owner) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Memory(memory) => memory.settling(key, owner).map_err(lost),
-            Backend::File(file) => {
-                let (file, key) = (Arc::clone(file), *key);
-                tokio::task::spawn_blocking(move || file.settling(&key, owner)).await?
-            }
+            Backend::File(file) => file.settling(*key, owner).await,
             Backend::Redis(redis) => redis.settling(key, owner).await,
         }
     }
@@ -261,16 +250,13 @@ impl PaymentStore {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Memory(memory) => memory.finish(key, owner, outcome).map_err(lost),
-            Backend::File(file) => {
-                let (file, key) = (Arc::clone(file), *key);
-                tokio::task::spawn_blocking(move || file.finish(&key, owner, outcome)).await?
-            }
+            Backend::File(file) => file.finish(*key, owner, outcome).await,
             Backend::Redis(redis) => redis.finish(key, owner, outcome).await,
         }
     }
 
-    /// The end of a claim dropped unfinished, from `Drop`: memory now; file on the blocking
-    /// pool (inline when there is no runtime); Redis as a task (without a runtime the lease
+    /// The end of a claim dropped unfinished, from `Drop`: memory now; file queued to its
+    /// writer (its answer awaited by a task, or inline when there is no runtime); Redis as a task (without a runtime the lease
     /// runs out, which ends the claim the same way). Failures are logged: the next open (file)
     /// or the lease (Redis) settles the entry as this write would have.
     fn finish_in_background(self: Arc<Self>, key: ReplayKey, owner: Owner, outcome: Outcome) {
@@ -284,11 +270,13 @@ impl PaymentStore {
                 report(&self, memory.finish(&key, owner, outcome).map_err(lost))
             }
             Backend::File(file) => {
-                let file = Arc::clone(file);
-                let write = move || report(&self, file.finish(&key, owner, outcome));
+                let pending = file.finish_later(key, owner, outcome);
                 match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => drop(runtime.spawn_blocking(write)),
-                    Err(_) => write(),
+                    Ok(runtime) => drop(runtime.spawn(async move {
+                        let result = pending.wait().await;
+                        report(&self, result);
+                    })),
+                    Err(_) => report(&self, pending.wait_blocking()),
                 }
             }
             Backend::Redis(redis) => {

@@ -508,6 +508,37 @@ async fn file_that_is_not_a_store_is_refused_and_kept() {
     );
 }
 
+/// Changes queued together share one commit; each one is still on disk when its call returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_many_concurrent_payments_are_all_recorded_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let now = unix_now();
+    let store = open_file(&path).await;
+    let tasks: Vec<_> = (0..200u8)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut claim = claimed(store.claim(key(n), A, now + 1_000, now).await);
+                claim.settling().await.expect("settling");
+                claim.consume(Some(tx(n))).await.expect("consume");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    drop(store);
+    let store = open_file(&path).await;
+    for n in 0..200u8 {
+        assert_eq!(
+            refused(store.claim(key(n), A, now + 1_000, now).await),
+            Replayed::Used,
+            "payment {n}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn file_prune_removes_only_expired_used_and_unsettled_entries() {
     let dir = tempfile::tempdir().unwrap();
