@@ -2057,7 +2057,7 @@ _obol() {
             return 0
             ;;
         obol__subcmd__serve__subcmd__verifier)
-            opts="-n -v -h -V --listen --internal-listen --offers-file --facilitator --mode --settle-before-grant --state --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --header-timeout --idle-timeout --max-connections --max-in-flight --kube-watch-timeout --log-format --verbose --help --version"
+            opts="-n -v -h -V --listen --internal-listen --offers-file --facilitator --mode --settle-before-grant --verify-only --state --verify-timeout --settle-timeout --reload-interval --route-source --kubeconfig --context --namespace --header-timeout --idle-timeout --max-connections --max-in-flight --kube-watch-timeout --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

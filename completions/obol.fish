@@ -249,7 +249,8 @@ complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcomm
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l kube-watch-timeout -d 'Length of each ServiceOffer watch request before it is resumed' -r
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l settle-before-grant -d 'In ForwardAuth mode, settle the payment before answering 200 (costs one settlement wait)'
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l settle-before-grant -d 'ForwardAuth: settle the payment before answering 200 even when the offers file says `verifyOnly: true`. Settling before the grant is the default; this overrides the file'
+complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -l verify-only -d 'ForwardAuth: answer 200 after the facilitator\'s /verify without settling: ACCESS WITHOUT PAYMENT (the buyer\'s authorization is used once, nothing moves on chain; counted as verify_only_grants, never as revenue). Also `verifyOnly: true` in the offers file'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c obol -n "__fish_obol_using_subcommand serve; and __fish_seen_subcommand_from verifier" -s V -l version -d 'Print version'

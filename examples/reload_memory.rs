@@ -93,7 +93,7 @@ fn main() {
         facilitator_override: Some("http://127.0.0.1:9".into()),
         facilitator_config: facilitator_config.clone(),
         http: reqwest::Client::new(),
-        settle_before_grant: false,
+        verify_only: None,
         metrics: Arc::new(Metrics::new()),
         kind: SourceKind::File,
         state: SourceState::default(),

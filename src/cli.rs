@@ -604,9 +604,16 @@ pub struct ServeVerifierArgs {
     #[arg(long, value_enum, default_value_t = VerifierMode::Both, env = "OBOL_VERIFIER_MODE")]
     pub mode: VerifierMode,
 
-    /// In ForwardAuth mode, settle the payment before answering 200 (costs one settlement wait).
-    #[arg(long, env = "OBOL_SETTLE_BEFORE_GRANT")]
+    /// ForwardAuth: settle the payment before answering 200 even when the offers file says
+    /// `verifyOnly: true`. Settling before the grant is the default; this overrides the file.
+    #[arg(long, env = "OBOL_SETTLE_BEFORE_GRANT", conflicts_with = "verify_only")]
     pub settle_before_grant: bool,
+
+    /// ForwardAuth: answer 200 after the facilitator's /verify without settling: ACCESS
+    /// WITHOUT PAYMENT (the buyer's authorization is used once, nothing moves on chain; counted
+    /// as verify_only_grants, never as revenue). Also `verifyOnly: true` in the offers file.
+    #[arg(long, env = "OBOL_VERIFY_ONLY")]
+    pub verify_only: bool,
 
     /// Where payment state lives (used payments, settlements in flight): a file for one
     /// verifier process (kept across restarts), `redis://[user:password@]host:6379/0` or

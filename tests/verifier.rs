@@ -626,7 +626,7 @@ fn proxy_mode_charges_once_on_chain_and_refuses_bad_payments() {
 }
 
 #[test]
-fn forward_auth_verifies_only_and_settle_before_grant_settles() {
+fn forward_auth_settles_before_the_grant_unless_verify_only_is_asked_for() {
     let rail = Rail::start();
     let home = Home::new(&rail);
     let seller = SELLER_ADDRESS.to_string();
@@ -645,7 +645,8 @@ fn forward_auth_verifies_only_and_settle_before_grant_settles() {
         "--upstream-auth",
         UPSTREAM_AUTH,
     ]);
-    let (mut verifier, base) = home.verifier(&rail.facilitator.url(), "forward-auth", &[]);
+    let (mut verifier, base) =
+        home.verifier(&rail.facilitator.url(), "forward-auth", &["--verify-only"]);
     let log = verifier.log_contents();
     assert!(
         log.contains(&format!(
@@ -711,13 +712,13 @@ fn forward_auth_verifies_only_and_settle_before_grant_settles() {
         1.0
     );
 
-    // --settle-before-grant: the transfer happens before the 200.
+    // Without --verify-only (the default): the transfer happens before the 200.
     // A second verifier on the same offers file needs its own payment-state file.
     let state2 = home.dir.path().join("settling.redb");
     let (_v2, base2) = home.verifier(
         &rail.facilitator.url(),
         "forward-auth",
-        &["--settle-before-grant", "--state", state2.to_str().unwrap()],
+        &["--state", state2.to_str().unwrap()],
     );
     let before = Balances::now(&rail.token);
     let (p, nonce) = obol_signed(&accepted, |_| {});
@@ -858,7 +859,7 @@ fn payment_state_survives_restarts_and_is_shared_by_replicas_on_redis() {
 
     // 1. Verify-only ForwardAuth with the default state (a file next to the offers file): a
     //    granted payment stays used across a restart.
-    let (mut v, base) = home.verifier(&fac, "forward-auth", &[]);
+    let (mut v, base) = home.verifier(&fac, "forward-auth", &["--verify-only"]);
     let verify = format!("{base}/verify");
     let pr = payment_required(&verify, &fwd);
     let accepted = pr["accepts"][0].clone();
@@ -870,13 +871,17 @@ fn payment_state_survives_restarts_and_is_shared_by_replicas_on_redis() {
     v.kill();
     let state_file = home.offers().parent().unwrap().join("payment-state.redb");
     assert!(state_file.exists(), "{}", state_file.display());
-    let (mut v, base) = home.verifier(&fac, "forward-auth", &[]);
+    let (mut v, base) = home.verifier(&fac, "forward-auth", &["--verify-only"]);
     let r = get(&format!("{base}/verify"), &paid);
     assert_eq!(r.status(), 409, "granted once, refused after a restart");
     assert_eq!(json(r)["reason"], "payment_replayed");
     v.kill();
     // What the in-memory guard did (and `--state memory` still does): a restart forgets it.
-    let (mut v, base) = home.verifier(&fac, "forward-auth", &["--state", "memory"]);
+    let (mut v, base) = home.verifier(
+        &fac,
+        "forward-auth",
+        &["--verify-only", "--state", "memory"],
+    );
     assert_eq!(get(&format!("{base}/verify"), &paid).status(), 200);
     v.kill();
 

@@ -181,7 +181,8 @@ fn traefik_forward_auth_gates_the_upstream() {
     let home = Home::new(&rail);
     let up = RecordingUpstream::start();
     create_offer(&home, "fa", &up.url, &["--upstream-auth", UPSTREAM_AUTH]);
-    let (verifier, vbase) = home.verifier(&rail.facilitator.url(), "forward-auth", &[]);
+    let (verifier, vbase) =
+        home.verifier(&rail.facilitator.url(), "forward-auth", &["--verify-only"]);
     let traefik = Traefik::start(&format!("{vbase}/verify"), &up.url, "/services/fa");
     let url = format!("{}/services/fa/v1/data?x=1", traefik.url());
 

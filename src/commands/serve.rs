@@ -81,7 +81,11 @@ async fn serve_verifier(args: ServeVerifierArgs) -> anyhow::Result<()> {
             VerifierMode::Proxy => Mode::Proxy,
             VerifierMode::Both => Mode::Both,
         },
-        settle_before_grant: args.settle_before_grant,
+        verify_only: match (args.verify_only, args.settle_before_grant) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
         verify_timeout: args.verify_timeout,
         settle_timeout: args.settle_timeout,
         reload_interval: args.reload_interval,

@@ -7,9 +7,9 @@
 //! never granted. `/verify` answers only on the verifier's internal listener: its 200 carries the
 //! offer's `upstreamAuth` for Traefik to inject.
 //!
-//! ForwardAuth never sees the upstream's answer. With `--settle-before-grant` (or
-//! `verifyOnly: false` in the offers file) it settles before answering 200; otherwise it only
-//! verifies (access without payment moving).
+//! ForwardAuth never sees the upstream's answer, so it settles before answering 200. Only when
+//! asked for (`--verify-only`, or `verifyOnly: true` in the offers file without
+//! `--settle-before-grant`) does it grant after `/verify` alone: access without payment.
 
 use std::sync::Arc;
 

@@ -457,7 +457,7 @@ mod tests {
             facilitator_override: None,
             facilitator_config: config,
             http,
-            settle_before_grant: false,
+            verify_only: None,
             metrics: Arc::new(Metrics::new()),
             kind,
             state: SourceState::default(),

@@ -93,7 +93,10 @@ pub struct VerifierConfig {
     /// Overrides the file's `facilitatorURL`.
     pub facilitator: Option<String>,
     pub mode: Mode,
-    pub settle_before_grant: bool,
+    /// ForwardAuth: `Some(true)` grants after `/verify` only (`--verify-only`: access without
+    /// payment), `Some(false)` settles before granting (`--settle-before-grant`), `None`
+    /// follows the offers file's `verifyOnly` (absent: settle).
+    pub verify_only: Option<bool>,
     pub verify_timeout: Duration,
     pub settle_timeout: Duration,
     pub reload_interval: Duration,
@@ -287,7 +290,7 @@ impl Verifier {
             facilitator_override: config.facilitator.clone(),
             facilitator_config: facilitator_config.clone(),
             http: http.clone(),
-            settle_before_grant: config.settle_before_grant,
+            verify_only: config.verify_only,
             metrics: Arc::clone(&metrics),
             kind: config.route_source,
             state: SourceState::default(),

@@ -76,7 +76,8 @@ pub struct RouteTable {
     /// Broken offers, matched after the routes ranked before them.
     pub unavailable: Matcher<Arc<Unavailable>>,
     pub facilitator: Arc<FacilitatorClient>,
-    /// ForwardAuth settles before granting (flag, or `verifyOnly: false` in the file).
+    /// ForwardAuth settles before granting: unless `--verify-only`, or `verifyOnly: true` in
+    /// the file without `--settle-before-grant`. Verify-only is only ever what was asked for.
     pub settle_before_grant: bool,
     /// False only for the placeholder before the first successful load.
     pub loaded: bool,
@@ -154,8 +155,9 @@ pub struct RouteSource {
     /// The HTTP client every facilitator client of this source shares (one TLS root store,
     /// one connection pool).
     pub http: reqwest::Client,
-    /// `--settle-before-grant`.
-    pub settle_before_grant: bool,
+    /// `--verify-only` (`Some(true)`) or `--settle-before-grant` (`Some(false)`); `None`:
+    /// the file's `verifyOnly`.
+    pub verify_only: Option<bool>,
     pub metrics: Arc<Metrics>,
     pub kind: SourceKind,
     /// What the sources last delivered (see [`SourceState`]).
@@ -536,7 +538,7 @@ impl RouteSource {
                 matcher: Matcher::new(entries),
                 unavailable: Matcher::new(blocked),
                 facilitator,
-                settle_before_grant: self.settle_before_grant || cfg.verify_only == Some(false),
+                settle_before_grant: settles_before_grant(self.verify_only, cfg.verify_only),
                 loaded: true,
             },
             reports,
@@ -654,6 +656,13 @@ fn release_free_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_free_memory() {}
+
+/// Whether ForwardAuth settles before its 200: the flag (`--verify-only` = `Some(true)`,
+/// `--settle-before-grant` = `Some(false)`) wins over the file's `verifyOnly`; neither: settle.
+/// Verify-only (access without payment) is only ever what was asked for.
+pub(super) fn settles_before_grant(flag: Option<bool>, file: Option<bool>) -> bool {
+    !flag.or(file).unwrap_or(false)
+}
 
 /// A placeholder table before the first load: nothing is served as free, `/readyz` is 503.
 pub fn not_loaded(facilitator: Arc<FacilitatorClient>) -> RouteTable {

@@ -248,7 +248,7 @@ async fn start(mode: Mode, settle_before_grant: bool) -> Harness {
         offers_file: offers.clone(),
         facilitator: None,
         mode,
-        settle_before_grant,
+        verify_only: Some(!settle_before_grant),
         verify_timeout: Duration::from_millis(500),
         settle_timeout: Duration::from_millis(500),
         reload_interval: Duration::from_millis(50),
@@ -1066,7 +1066,7 @@ async fn not_ready_until_a_good_file_and_fail_closed() {
         offers_file: offers.clone(),
         facilitator: Some("http://127.0.0.1:9".into()),
         mode: Mode::Both,
-        settle_before_grant: false,
+        verify_only: None,
         verify_timeout: Duration::from_millis(200),
         settle_timeout: Duration::from_millis(200),
         reload_interval: Duration::from_millis(50),
@@ -1136,7 +1136,7 @@ async fn a_missing_file_is_an_empty_table() {
         offers_file: dir.path().join("absent.yaml"),
         facilitator: None,
         mode: Mode::Both,
-        settle_before_grant: false,
+        verify_only: None,
         verify_timeout: Duration::from_millis(200),
         settle_timeout: Duration::from_millis(200),
         reload_interval: Duration::from_millis(50),
@@ -1153,4 +1153,25 @@ async fn a_missing_file_is_an_empty_table() {
         t.facilitator.base_url(),
         crate::offers::DEFAULT_FACILITATOR_URL
     );
+}
+
+#[test]
+fn forward_auth_grants_without_payment_only_when_asked_for() {
+    use super::routes::settles_before_grant;
+    // (--verify-only / --settle-before-grant, the file's verifyOnly) → settles before the 200
+    for (flag, file, settles) in [
+        (None, None, true),
+        (None, Some(false), true),
+        (None, Some(true), false),
+        (Some(true), None, false),
+        (Some(true), Some(false), false),
+        (Some(false), Some(true), true),
+        (Some(false), None, true),
+    ] {
+        assert_eq!(
+            settles_before_grant(flag, file),
+            settles,
+            "flag {flag:?}, file {file:?}"
+        );
+    }
 }
