@@ -1,13 +1,18 @@
 //! `--state <path>`: an embedded [redb] file, the default for one verifier process.
 //!
 //! - redb locks the file: a second verifier opening it gets [`StoreError::InUse`].
-//! - Every state change is committed (redb's default durability, `Immediate`: fsynced before
-//!   `commit` returns) before the call that made it returns. Changes go through one writer
+//! - Every state change that must outlive the process is committed (redb's default durability,
+//!   `Immediate`: fsynced before `commit` returns) before the call that made it returns:
+//!   settling, used, unsettled, and the removal of any of them. Changes go through one writer
 //!   thread that commits what is queued together (group commit): under load one fsync serves
 //!   many requests, and each request still waits for its own change to be on disk.
-//! - Opening recovers from a verifier that died with claims open: in-flight entries are
-//!   removed (nothing was sent for them), settling entries become unsettled (a settlement may
-//!   have been broadcast).
+//! - A claim in flight (nothing sent to the facilitator yet) lives only in the writer's memory:
+//!   only this process can hold it (the file is locked), and a restart would release it anyway.
+//!   So a claim, and its release when the payment is refused, cost no fsync; a paid request
+//!   costs two (settling, then used).
+//! - Opening recovers from a verifier that died with claims open: settling entries become
+//!   unsettled (a settlement may have been broadcast); in-flight entries an older verifier
+//!   wrote to the file are removed (nothing was sent for them).
 //!
 //! Writes are queued to the writer thread and answered through a oneshot channel; `check`
 //! (a read transaction) blocks and runs on tokio's blocking pool.
@@ -16,6 +21,7 @@
 //! nonce (32); value = the fixed little layout of [`encode`], starting with a format byte so
 //! the file can evolve (an unknown format is refused, never overwritten).
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -45,6 +51,11 @@ const VALUE_LEN: usize = 107;
 const MAX_BATCH: usize = 512;
 
 type Table<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+
+type Key = [u8; KEY_LEN];
+
+/// The claims in flight, owned by the writer thread (never written to the file).
+type InFlight = HashMap<Key, Entry>;
 
 /// The open file: its database, shared with the writer thread, and the writer's queue.
 /// Dropping it stops the writer and waits for it, so the file is unlocked when drop returns.
@@ -144,7 +155,8 @@ impl FileStore {
             db,
             path: path.to_path_buf(),
         });
-        let (released, unsettled) = file.transaction(|batch| file.recover(batch))??;
+        let (released, unsettled) =
+            file.transaction(&mut InFlight::new(), |batch| file.recover(batch))??;
         if released + unsettled > 0 {
             tracing::warn!(
                 state = %path.display(),
@@ -241,10 +253,24 @@ impl Drop for FileStore {
 /// The one write transaction of a batch, and what happened in it.
 struct Batch<'t> {
     table: Table<'t>,
+    /// The claims in flight before this batch.
+    in_flight: &'t InFlight,
+    /// This batch's changes to them (`None`: no longer in flight), kept once it succeeds.
+    staged: HashMap<Key, Option<Entry>>,
+    /// The file's table was written: the batch is committed.
     changed: bool,
     /// A read or write of the file that failed: the transaction is not committed, and every
     /// change in it is answered with this error.
     fault: std::cell::Cell<Option<StoreError>>,
+}
+
+impl Batch<'_> {
+    fn in_flight_entry(&self, key: &Key) -> Option<Entry> {
+        match self.staged.get(key) {
+            Some(staged) => *staged,
+            None => self.in_flight.get(key).copied(),
+        }
+    }
 }
 
 impl File {
@@ -275,6 +301,7 @@ impl File {
     /// order in one transaction, commits it, then answers each change. Ends when the queue is
     /// closed and empty.
     fn write_queued(&self, queue: mpsc::Receiver<Job>) {
+        let mut in_flight = InFlight::new();
         while let Ok(first) = queue.recv() {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
@@ -285,7 +312,7 @@ impl File {
             }
             let (works, answers): (Vec<Work>, Vec<_>) =
                 jobs.into_iter().map(|job| (job.work, job.answer)).unzip();
-            let done = self.transaction(|batch| {
+            let done = self.transaction(&mut in_flight, |batch| {
                 works
                     .into_iter()
                     .map(|work| self.apply(batch, work))
@@ -317,24 +344,37 @@ impl File {
         }
     }
 
-    /// Runs `work` in one write transaction, committed (durably) only when something changed,
-    /// so a batch of refused claims costs no fsync; not committed at all when a write failed.
-    fn transaction<T>(&self, work: impl FnOnce(&mut Batch<'_>) -> T) -> Result<T, StoreError> {
+    /// Runs `work` in one write transaction, committed (durably) only when the file's table
+    /// changed, so a batch of claims, releases and refusals costs no fsync; not committed at all
+    /// when a read or write failed. The changes to the claims in flight are kept only when the
+    /// batch succeeded.
+    fn transaction<T>(
+        &self,
+        in_flight: &mut InFlight,
+        work: impl FnOnce(&mut Batch<'_>) -> T,
+    ) -> Result<T, StoreError> {
         let txn = self
             .db
             .begin_write()
             .map_err(|e| self.failed("starting a write", e))?;
-        let (result, changed, fault) = {
+        let (result, changed, fault, staged) = {
             let table = txn
                 .open_table(PAYMENTS)
                 .map_err(|e| self.failed("opening the payments table", e))?;
             let mut batch = Batch {
                 table,
+                in_flight,
+                staged: HashMap::new(),
                 changed: false,
                 fault: std::cell::Cell::new(None),
             };
             let result = work(&mut batch);
-            (result, batch.changed, batch.fault.into_inner())
+            (
+                result,
+                batch.changed,
+                batch.fault.into_inner(),
+                batch.staged,
+            )
         };
         if let Some(fault) = fault {
             let _ = txn.abort();
@@ -344,10 +384,20 @@ impl File {
             true => txn.commit().map_err(|e| self.failed("committing", e))?,
             false => txn.abort().map_err(|e| self.failed("aborting", e))?,
         }
+        for (key, entry) in staged {
+            match entry {
+                Some(entry) => in_flight.insert(key, entry),
+                None => in_flight.remove(&key),
+            };
+        }
         Ok(result)
     }
 
-    fn read(&self, batch: &Batch<'_>, key: &[u8; KEY_LEN]) -> Result<Option<Entry>, StoreError> {
+    /// The entry of `key`: a claim in flight (this batch's view), else the file's.
+    fn read(&self, batch: &Batch<'_>, key: &Key) -> Result<Option<Entry>, StoreError> {
+        if let Some(entry) = batch.in_flight_entry(key) {
+            return Ok(Some(entry));
+        }
         let value = batch
             .table
             .get(key.as_slice())
@@ -357,13 +407,25 @@ impl File {
             .transpose()
     }
 
+    /// Stores the entry of `key` (`None`: removes it): a claim in flight in memory, anything
+    /// else in the file. A claim in flight may shadow an expired entry of the file, which then
+    /// stays there until it is pruned or overwritten.
     fn write(
         &self,
         batch: &mut Batch<'_>,
-        key: &[u8; KEY_LEN],
+        key: &Key,
         entry: Option<&Entry>,
     ) -> Result<(), StoreError> {
+        let was_in_flight = batch.in_flight_entry(key).is_some();
         let result = match entry {
+            Some(entry) if entry.state == State::InFlight => {
+                batch.staged.insert(*key, Some(*entry));
+                return Ok(());
+            }
+            None if was_in_flight => {
+                batch.staged.insert(*key, None);
+                return Ok(());
+            }
             Some(entry) => batch
                 .table
                 .insert(key.as_slice(), encode(entry).as_slice())
@@ -371,6 +433,9 @@ impl File {
             None => batch.table.remove(key.as_slice()).map(drop),
         };
         result.map_err(|e| self.fault(batch, "writing", e))?;
+        if was_in_flight {
+            batch.staged.insert(*key, None);
+        }
         batch.changed = true;
         Ok(())
     }
@@ -455,7 +520,7 @@ impl File {
         &self,
         batch: &Batch<'_>,
         pred: impl Fn(&Entry) -> bool,
-    ) -> Result<Vec<[u8; KEY_LEN]>, StoreError> {
+    ) -> Result<Vec<Key>, StoreError> {
         let mut keys = Vec::new();
         for item in batch
             .table
@@ -465,7 +530,7 @@ impl File {
             let (key, value) = item.map_err(|e| self.fault(batch, "listing", e))?;
             let entry = decode(value.value()).map_err(|detail| self.unreadable(detail))?;
             if pred(&entry) {
-                let key: [u8; KEY_LEN] = key.value().try_into().map_err(|_| {
+                let key: Key = key.value().try_into().map_err(|_| {
                     self.unreadable(format!("a key of {} bytes", key.value().len()))
                 })?;
                 keys.push(key);
@@ -522,7 +587,7 @@ fn open_private_file(path: &Path) -> io::Result<std::fs::File> {
         .open(path)
 }
 
-fn encode_key(key: &ReplayKey) -> [u8; KEY_LEN] {
+fn encode_key(key: &ReplayKey) -> Key {
     let mut out = [0u8; KEY_LEN];
     out[..8].copy_from_slice(&key.chain_id.to_be_bytes());
     out[8..28].copy_from_slice(key.asset.as_slice());
@@ -532,7 +597,7 @@ fn encode_key(key: &ReplayKey) -> [u8; KEY_LEN] {
 }
 
 #[cfg(test)]
-pub(super) fn decode_key(bytes: &[u8; KEY_LEN]) -> ReplayKey {
+pub(super) fn decode_key(bytes: &Key) -> ReplayKey {
     let mut chain_id = [0u8; 8];
     chain_id.copy_from_slice(&bytes[..8]);
     ReplayKey {
@@ -632,6 +697,67 @@ mod tests {
             };
             assert_eq!(decode(&encode(&e)), Ok(e));
         }
+    }
+
+    /// The entries the file holds (what a restart would find).
+    fn on_disk(store: &FileStore) -> Vec<(ReplayKey, State)> {
+        let txn = store.file.db.begin_read().unwrap();
+        let Ok(table) = txn.open_table(PAYMENTS) else {
+            return Vec::new();
+        };
+        table
+            .iter()
+            .unwrap()
+            .map(|item| {
+                let (k, v) = item.unwrap();
+                let k: Key = k.value().try_into().unwrap();
+                (decode_key(&k), decode(v.value()).unwrap().state)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_claim_in_flight_stays_in_memory_and_settling_reaches_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(&dir.path().join("state.redb")).unwrap();
+        let key = ReplayKey {
+            chain_id: 84532,
+            asset: Address::repeat_byte(0xaa),
+            from: Address::repeat_byte(0xbb),
+            nonce: B256::repeat_byte(1),
+        };
+        let request = |owner| ClaimRequest {
+            key,
+            binding: Binding(B256::repeat_byte(2)),
+            valid_before: u64::MAX / 2,
+            now: 1_700_000_000,
+            owner,
+        };
+        let (first, second) = (Owner([1; 16]), Owner([2; 16]));
+        store.claim(request(first)).await.unwrap().unwrap();
+        // In flight: held against a second claim, but not written (no fsync for it).
+        assert_eq!(
+            store.claim(request(second)).await.unwrap(),
+            Err(Replayed::InFlight)
+        );
+        assert_eq!(on_disk(&store), vec![]);
+        // Released: claimable again, and still nothing on disk.
+        store.finish(key, first, Outcome::Released).await.unwrap();
+        assert_eq!(on_disk(&store), vec![]);
+        store.claim(request(second)).await.unwrap().unwrap();
+        // A settlement about to be sent must outlive the process: it is on disk before the
+        // answer, and so is its end.
+        store.settling(key, second).await.unwrap();
+        assert_eq!(on_disk(&store), vec![(key, State::Settling)]);
+        store
+            .finish(key, second, Outcome::Used(None))
+            .await
+            .unwrap();
+        assert_eq!(on_disk(&store), vec![(key, State::Used)]);
+        assert_eq!(
+            store.claim(request(first)).await.unwrap(),
+            Err(Replayed::Used)
+        );
     }
 
     #[test]

@@ -50,10 +50,11 @@
 //!
 //! - `memory`: this process only, forgotten on restart (tests, throwaway runs).
 //! - a file path: an embedded [redb](https://www.redb.org) file for one verifier process;
-//!   every change is committed (fsynced) before the call returns, changes queued together
-//!   sharing one commit; a second verifier on the
-//!   same file is refused; on open, entries a dead process left in flight are removed (nothing
-//!   was sent) and settling ones become unsettled (a settlement may have been broadcast).
+//!   every change from settling on is committed (fsynced) before the call returns, changes
+//!   queued together sharing one commit; claims in flight (nothing sent yet) stay in the
+//!   process's memory, as a restart would release them anyway; a second verifier on the same
+//!   file is refused; on open, settling entries a dead process left become unsettled (a
+//!   settlement may have been broadcast).
 //! - `redis://` / `rediss://` (TLS): shared by replicas. One hash per authorization at
 //!   `{prefix}:auth:{chain_id}:{asset}:{from}:{nonce}` (lowercase 0x-hex; prefix `obol:x402`
 //!   unless the URL says `?prefix=…`), every transition one Lua script. Open claims carry a
